@@ -1,0 +1,65 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+
+import swagger_ui_bundle
+from flask import Flask, send_from_directory
+from flask.wrappers import Response
+from flask_smorest import Api
+
+from mailproxy_models.instance import Instance, admin_token, open_instance
+from mailproxy_models.settings import Settings, get_settings
+from mailproxy_models.wakeups import make_celery_app
+
+from . import errors, transaction
+from .views import accounts, messages, service, tenants
+
+SWAGGER_ASSETS = "/docs/assets/"
+
+
+def create_app(settings: Settings | None = None, instance: Instance | None = None) -> Flask:
+    settings = settings or get_settings()
+    instance = instance or open_instance(settings)
+    app = Flask("mailproxy_api")
+    app.config.update(
+        API_TITLE="mailproxy",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_ASSETS,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        MAILPROXY_ADMIN_TOKEN=admin_token(settings),
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["mailproxy"] = instance
+    app.extensions["mailproxy_celery"] = make_celery_app(settings, name="mailproxy_api")
+    logging.getLogger("mailproxy_api").setLevel(settings.log_level)
+
+    api = Api(
+        app,
+        spec_kwargs={
+            "info": {"description": "Transactional email proxy. Contract: docs/api.md."},
+            "components": {
+                "securitySchemes": {
+                    "ApiToken": {"type": "apiKey", "in": "header", "name": "X-API-Token"},
+                    "Bearer": {"type": "http", "scheme": "bearer"},
+                }
+            },
+            "security": [{"ApiToken": []}, {"Bearer": []}],
+        },
+    )
+    for module in (service, tenants, accounts, messages):
+        api.register_blueprint(module.blp)
+    # Registered after Api: its generic handler would otherwise answer in its own shape.
+    errors.register_error_handlers(app)
+    transaction.install(app)
+
+    @app.route(f"{SWAGGER_ASSETS}<path:filename>")
+    def swagger_assets(filename: str) -> Response:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+    return app

@@ -1,0 +1,230 @@
+"""Marshmallow schemas: what the API accepts and answers, and the OpenAPI document."""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+ID = validate.Length(min=1, max=64)
+
+
+class OkSchema(Schema):
+    ok = fields.Boolean(required=True)
+
+
+class ErrorSchema(Schema):
+    ok = fields.Boolean(required=True, metadata={"example": False})
+    error = fields.String(required=True, metadata={"description": "What went wrong and what to do."})
+    errors = fields.Dict(metadata={"description": "Per-field messages, for validation errors."})
+
+
+class ClientAuthSchema(Schema):
+    method = fields.String(load_default="none", validate=validate.OneOf(["none", "basic", "bearer"]))
+    user = fields.String(allow_none=True)
+    password = fields.String(allow_none=True, metadata={"description": "Write-only; reads show ***"})
+    token = fields.String(allow_none=True, metadata={"description": "Write-only; reads show ***"})
+
+
+class TenantInSchema(Schema):
+    id = fields.String(required=True, validate=[ID, validate.Regexp(r"^[A-Za-z0-9_.-]+$")])
+    name = fields.String(allow_none=True, validate=validate.Length(max=255))
+    client_base_url = fields.Url(allow_none=True, require_tld=False)
+    client_sync_path = fields.String(validate=validate.Length(max=255))
+    client_attachment_path = fields.String(validate=validate.Length(max=255))
+    client_auth = fields.Nested(ClientAuthSchema, allow_none=True)
+    rate_limits = fields.Dict(allow_none=True)
+    large_file_config = fields.Dict(allow_none=True)
+    active = fields.Boolean()
+
+
+class TenantUpdateSchema(TenantInSchema):
+    class Meta:
+        exclude = ("id",)
+
+
+class TenantOutSchema(Schema):
+    id = fields.String()
+    name = fields.String(allow_none=True)
+    client_base_url = fields.String(allow_none=True)
+    client_sync_path = fields.String()
+    client_attachment_path = fields.String()
+    client_auth = fields.Dict(allow_none=True)
+    rate_limits = fields.Dict(allow_none=True)
+    large_file_config = fields.Dict(allow_none=True)
+    active = fields.Boolean()
+    created_at = fields.Integer()
+
+
+class TenantAnswerSchema(OkSchema):
+    tenant = fields.Nested(TenantOutSchema)
+    api_key = fields.String(metadata={"description": "Shown only when created."})
+
+
+class TenantListSchema(OkSchema):
+    tenants = fields.List(fields.Nested(TenantOutSchema))
+
+
+class ApiKeyInSchema(Schema):
+    expires_at = fields.Integer(allow_none=True, metadata={"description": "Unix seconds"})
+    name = fields.String(allow_none=True, validate=validate.Length(max=255))
+
+
+class ApiKeyAnswerSchema(OkSchema):
+    api_key = fields.String()
+    revoked = fields.Integer()
+
+
+class AccountInSchema(Schema):
+    id = fields.String(required=True, validate=[ID, validate.Regexp(r"^[A-Za-z0-9_.@-]+$")])
+    tenant_id = fields.String(validate=ID, metadata={"description": "Default: the token's tenant"})
+    host = fields.String(validate=validate.Length(min=1, max=255))
+    port = fields.Integer(validate=validate.Range(min=1, max=65535))
+    user = fields.String(allow_none=True, validate=validate.Length(max=255))
+    password = fields.String(allow_none=True, load_only=True)
+    use_tls = fields.Boolean(
+        allow_none=True,
+        metadata={"description": "true: implicit TLS; false: plain; null: STARTTLS if offered"},
+    )
+    ttl = fields.Integer(validate=validate.Range(min=0, max=86400))
+    batch_size = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=10000))
+    limit_per_minute = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    limit_per_hour = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    limit_per_day = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    limit_behavior = fields.String(validate=validate.OneOf(["defer", "reject"]))
+    is_pec = fields.Boolean()
+    is_default = fields.Boolean(
+        metadata={"description": "Used by messages without account_id (mailproxy extension)."}
+    )
+
+    class Meta:
+        unknown = EXCLUDE  # imap_* settings arrive with bounce handling
+
+
+class AccountOutSchema(Schema):
+    id = fields.String()
+    tenant_id = fields.String()
+    host = fields.String()
+    port = fields.Integer()
+    user = fields.String(allow_none=True)
+    has_password = fields.Boolean()
+    use_tls = fields.Boolean(allow_none=True)
+    ttl = fields.Integer()
+    batch_size = fields.Integer(allow_none=True)
+    limit_per_minute = fields.Integer(allow_none=True)
+    limit_per_hour = fields.Integer(allow_none=True)
+    limit_per_day = fields.Integer(allow_none=True)
+    limit_behavior = fields.String()
+    is_pec = fields.Boolean()
+    is_default = fields.Boolean()
+
+
+class AccountAnswerSchema(OkSchema):
+    account = fields.Nested(AccountOutSchema)
+
+
+class AccountListSchema(OkSchema):
+    accounts = fields.List(fields.Nested(AccountOutSchema))
+
+
+class AccountQuerySchema(Schema):
+    tenant_id = fields.String(validate=ID)
+
+
+class AddMessagesSchema(Schema):
+    messages = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={
+            "description": "Messages as in the contract: id, from, to, subject required; body, "
+            "cc, bcc, reply_to, return_path, content_type (plain|html), headers, message_id, "
+            "priority (0-3), deferred_ts, batch_code, tenant_id, account_id, attachments. "
+            "Each is validated on its own: invalid ones are listed in `rejected`."
+        },
+    )
+    default_priority = fields.Integer(load_default=2, validate=validate.Range(min=0, max=3))
+
+
+class RejectedSchema(Schema):
+    id = fields.String()
+    reason = fields.String()
+
+
+class AddMessagesAnswerSchema(OkSchema):
+    queued = fields.Integer()
+    rejected = fields.List(fields.Nested(RejectedSchema))
+
+
+class DeleteMessagesSchema(Schema):
+    ids = fields.List(fields.String(validate=validate.Length(min=1, max=255)), required=True)
+    tenant_id = fields.String(validate=ID)
+
+
+class DeleteMessagesAnswerSchema(OkSchema):
+    removed = fields.Integer()
+    not_found = fields.List(fields.String())
+
+
+class MessageQuerySchema(Schema):
+    tenant_id = fields.String(validate=ID)
+    status = fields.String(validate=validate.OneOf(["pending", "deferred", "sent", "error"]))
+    batch_code = fields.String(validate=validate.Length(max=64))
+    active_only = fields.Boolean(load_default=False)
+    include_history = fields.Boolean(load_default=False)
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class EventSchema(Schema):
+    ts = fields.Integer()
+    kind = fields.String()
+    description = fields.String(allow_none=True)
+    smtp_code = fields.Integer(allow_none=True)
+    enhanced_status = fields.String(allow_none=True)
+    smtp_text = fields.String(allow_none=True)
+    worker = fields.String(allow_none=True)
+    details = fields.Dict(allow_none=True)
+    reported_ts = fields.Integer(allow_none=True)
+
+
+class MessageOutSchema(Schema):
+    id = fields.String()
+    tenant_id = fields.String()
+    account_id = fields.String()
+    priority = fields.Integer()
+    batch_code = fields.String(allow_none=True)
+    status = fields.String()
+    created_at = fields.Integer()
+    deferred_ts = fields.Integer(allow_none=True)
+    sent_ts = fields.Integer(allow_none=True)
+    error_ts = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    reported_ts = fields.Integer(allow_none=True)
+    attempts = fields.Integer()
+    events = fields.List(fields.Nested(EventSchema))
+
+
+class MessageListSchema(OkSchema):
+    messages = fields.List(fields.Nested(MessageOutSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class MessageAnswerSchema(OkSchema):
+    message = fields.Nested(MessageOutSchema)
+
+
+class TenantScopeQuerySchema(Schema):
+    tenant_id = fields.String(validate=ID)
+
+
+class RunNowSchema(Schema):
+    tenant_id = fields.String(validate=ID)
+
+
+class RunNowAnswerSchema(OkSchema):
+    woken = fields.List(fields.Integer(), metadata={"description": "Priorities woken"})
+
+
+class StatusSchema(OkSchema):
+    version = fields.String()
+    uptime_seconds = fields.Integer()
+    active = fields.Boolean()
+    queue_depth = fields.Dict(keys=fields.String(), values=fields.Integer())

@@ -1,0 +1,80 @@
+"""SMTP accounts of a tenant; passwords go in, never come out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, current_app
+from flask_smorest import Blueprint
+
+from mailproxy_models.accounts import (
+    account_record,
+    delete_account,
+    get_account,
+    list_accounts,
+    upsert_account,
+)
+from mailproxy_models.tenants import get_tenant
+
+from ..auth import current_caller, token_required
+from ..schemas import (
+    AccountAnswerSchema,
+    AccountInSchema,
+    AccountListSchema,
+    AccountQuerySchema,
+    TenantScopeQuerySchema,
+    OkSchema,
+)
+from ..transaction import db_session
+
+blp = Blueprint("accounts", __name__, description="SMTP accounts")
+
+
+def _tenant_scope(requested: str | None) -> str:
+    tenant_id = current_caller().scope(requested)
+    if tenant_id is None:
+        abort(422, description="tenant_id is required with the admin token.")
+    return tenant_id
+
+
+@blp.route("/account", methods=["POST"])
+@token_required
+@blp.arguments(AccountInSchema)
+@blp.response(200, AccountAnswerSchema)
+def post_account(data: dict[str, Any]) -> dict[str, Any]:
+    """Create the account, or update the fields given."""
+    data["tenant_id"] = _tenant_scope(data.get("tenant_id"))
+    box = current_app.extensions["mailproxy"].box
+    account = upsert_account(db_session(), box, data)
+    return {"ok": True, "account": account_record(account)}
+
+
+@blp.route("/accounts", methods=["GET"])
+@token_required
+@blp.arguments(AccountQuerySchema, location="query")
+@blp.response(200, AccountListSchema)
+def get_accounts(query: dict[str, Any]) -> dict[str, Any]:
+    tenant_id = current_caller().scope(query.get("tenant_id"))
+    if tenant_id is not None:
+        get_tenant(db_session(), tenant_id)
+    accounts = list_accounts(db_session(), tenant_id)
+    return {"ok": True, "accounts": [account_record(a) for a in accounts]}
+
+
+@blp.route("/account/<account_id>", methods=["GET"])
+@token_required
+@blp.arguments(TenantScopeQuerySchema, location="query")
+@blp.response(200, AccountAnswerSchema)
+def get_one_account(query: dict[str, Any], account_id: str) -> dict[str, Any]:
+    tenant_id = _tenant_scope(query.get("tenant_id"))
+    return {"ok": True, "account": account_record(get_account(db_session(), tenant_id, account_id))}
+
+
+@blp.route("/account/<account_id>", methods=["DELETE"])
+@token_required
+@blp.arguments(TenantScopeQuerySchema, location="query")
+@blp.response(200, OkSchema)
+def remove_account(query: dict[str, Any], account_id: str) -> dict[str, Any]:
+    """Delete an account; refused (409) while messages wait to leave through it."""
+    delete_account(db_session(), _tenant_scope(query.get("tenant_id")), account_id)
+    return {"ok": True}

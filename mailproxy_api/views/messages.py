@@ -1,0 +1,101 @@
+"""Messages: enqueue a batch, list, read one with its events, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, current_app
+from flask_smorest import Blueprint
+
+from mailproxy_models.events import events_of
+from mailproxy_models.message_validation import MessageLimits
+from mailproxy_models.messages import (
+    MessageFilter,
+    delete_messages,
+    enqueue_messages,
+    find_message,
+    list_messages,
+    message_record,
+    message_records,
+)
+from mailproxy_models.wakeups import wake_delivery
+
+from ..auth import current_caller, token_required
+from ..schemas import (
+    AddMessagesAnswerSchema,
+    AddMessagesSchema,
+    DeleteMessagesAnswerSchema,
+    DeleteMessagesSchema,
+    MessageAnswerSchema,
+    MessageListSchema,
+    MessageQuerySchema,
+    TenantScopeQuerySchema,
+)
+from ..transaction import after_commit, db_session
+
+blp = Blueprint("messages", __name__, description="Messages")
+
+
+@blp.route("/commands/add-messages", methods=["POST"])
+@token_required
+@blp.arguments(AddMessagesSchema, error_status_code=400)
+@blp.response(200, AddMessagesAnswerSchema)
+def add_messages(data: dict[str, Any]) -> dict[str, Any]:
+    """Queue a batch. Valid messages are stored in one transaction; each invalid or duplicate
+    one is listed in `rejected` with a reason and not stored."""
+    settings = current_app.extensions["mailproxy"].settings
+    if len(data["messages"]) > settings.max_messages_per_call:
+        abort(
+            413,
+            description=f"At most {settings.max_messages_per_call} messages per call; "
+            "split the batch.",
+        )
+    limits = MessageLimits(settings.max_recipients_per_message, settings.max_headers_per_message)
+    result = enqueue_messages(
+        db_session(), current_caller().tenant_id, data["messages"], limits, data["default_priority"]
+    )
+    if result.due_priorities:
+        celery = current_app.extensions["mailproxy_celery"]
+        after_commit(lambda: wake_delivery(celery, result.due_priorities))
+    return {"ok": True, "queued": result.queued, "rejected": result.rejected}
+
+
+@blp.route("/commands/delete-messages", methods=["POST"])
+@token_required
+@blp.arguments(DeleteMessagesSchema)
+@blp.response(200, DeleteMessagesAnswerSchema)
+def post_delete_messages(data: dict[str, Any]) -> dict[str, Any]:
+    tenant_id = current_caller().scope(data.get("tenant_id"))
+    removed, not_found = delete_messages(db_session(), tenant_id, data["ids"])
+    return {"ok": True, "removed": removed, "not_found": not_found}
+
+
+@blp.route("/messages", methods=["GET"])
+@token_required
+@blp.arguments(MessageQuerySchema, location="query")
+@blp.response(200, MessageListSchema)
+def get_messages(query: dict[str, Any]) -> dict[str, Any]:
+    """Messages in the order they were queued, a page at a time (`next_cursor`)."""
+    flt = MessageFilter(
+        tenant_id=current_caller().scope(query.get("tenant_id")),
+        status=query.get("status"),
+        batch_code=query.get("batch_code"),
+        active_only=query["active_only"],
+    )
+    session = db_session()
+    page, next_cursor = list_messages(session, flt, query["limit"], query.get("cursor"))
+    records = message_records(session, page, query["include_history"])
+    return {"ok": True, "messages": records, "next_cursor": next_cursor}
+
+
+@blp.route("/message/<msg_id>", methods=["GET"])
+@token_required
+@blp.arguments(TenantScopeQuerySchema, location="query")
+@blp.response(200, MessageAnswerSchema)
+def get_message(query: dict[str, Any], msg_id: str) -> dict[str, Any]:
+    """One message with all its events."""
+    session = db_session()
+    message = find_message(session, current_caller().scope(query.get("tenant_id")), msg_id)
+    if message is None:
+        abort(404, description=f"message '{msg_id}' does not exist")
+    return {"ok": True, "message": message_record(message, events_of(session, [message.pk])[message.pk])}

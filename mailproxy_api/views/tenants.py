@@ -1,0 +1,100 @@
+"""Tenants and their API keys (admin, except reading and updating one's own tenant)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+
+from mailproxy_models.api_keys import issue_api_key, revoke_api_keys
+from mailproxy_models.tenants import (
+    create_tenant,
+    delete_tenant,
+    get_tenant,
+    list_tenants,
+    tenant_record,
+    update_tenant,
+)
+
+from ..auth import admin_required, current_caller, token_required
+from ..schemas import (
+    ApiKeyAnswerSchema,
+    ApiKeyInSchema,
+    OkSchema,
+    TenantAnswerSchema,
+    TenantInSchema,
+    TenantListSchema,
+    TenantUpdateSchema,
+)
+from ..transaction import db_session
+
+blp = Blueprint("tenants", __name__, description="Tenants: applications sharing this instance")
+
+
+def _box() -> Any:
+    return current_app.extensions["mailproxy"].box
+
+
+@blp.route("/tenant", methods=["POST"])
+@admin_required
+@blp.arguments(TenantInSchema)
+@blp.response(200, TenantAnswerSchema)
+def post_tenant(data: dict[str, Any]) -> dict[str, Any]:
+    """Create a tenant; the answer holds its API key, shown only this once."""
+    session = db_session()
+    tenant = create_tenant(session, _box(), data)
+    api_key = issue_api_key(session, tenant.id, name="initial")
+    return {"ok": True, "tenant": tenant_record(tenant), "api_key": api_key}
+
+
+@blp.route("/tenants", methods=["GET"])
+@admin_required
+@blp.response(200, TenantListSchema)
+def get_tenants() -> dict[str, Any]:
+    return {"ok": True, "tenants": [tenant_record(t) for t in list_tenants(db_session())]}
+
+
+@blp.route("/tenant/<tenant_id>", methods=["GET"])
+@token_required
+@blp.response(200, TenantAnswerSchema)
+def get_one_tenant(tenant_id: str) -> dict[str, Any]:
+    scope = current_caller().scope(tenant_id)
+    return {"ok": True, "tenant": tenant_record(get_tenant(db_session(), scope or tenant_id))}
+
+
+@blp.route("/tenant/<tenant_id>", methods=["PUT"])
+@token_required
+@blp.arguments(TenantUpdateSchema)
+@blp.response(200, TenantAnswerSchema)
+def put_tenant(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    scope = current_caller().scope(tenant_id) or tenant_id
+    tenant = update_tenant(db_session(), _box(), scope, data)
+    return {"ok": True, "tenant": tenant_record(tenant)}
+
+
+@blp.route("/tenant/<tenant_id>", methods=["DELETE"])
+@admin_required
+@blp.response(200, OkSchema)
+def remove_tenant(tenant_id: str) -> dict[str, Any]:
+    """Delete the tenant with its accounts, keys and messages."""
+    delete_tenant(db_session(), tenant_id)
+    return {"ok": True}
+
+
+@blp.route("/tenant/<tenant_id>/api-key", methods=["POST"])
+@admin_required
+@blp.arguments(ApiKeyInSchema)
+@blp.response(200, ApiKeyAnswerSchema)
+def post_api_key(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    """Issue another key (old ones stay valid until revoked: rotate without downtime)."""
+    key = issue_api_key(db_session(), tenant_id, data.get("expires_at"), data.get("name"))
+    return {"ok": True, "api_key": key}
+
+
+@blp.route("/tenant/<tenant_id>/api-key", methods=["DELETE"])
+@admin_required
+@blp.response(200, ApiKeyAnswerSchema)
+def delete_api_keys(tenant_id: str) -> dict[str, Any]:
+    """Revoke every key of the tenant."""
+    return {"ok": True, "revoked": revoke_api_keys(db_session(), tenant_id)}

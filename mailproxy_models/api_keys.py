@@ -1,0 +1,75 @@
+"""Per-tenant API keys: shown once when issued, stored only as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import Float, ForeignKey, Integer, String, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .db import Base, now
+from .tenants import Tenant, get_tenant
+
+KEY_PREFIX = "mpk_"
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    # A random 256-bit key needs no slow hash: SHA-256 is preimage-resistant for it, and a
+    # lookup by hash keeps authentication O(1).
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Float, default=now, nullable=False)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def issue_api_key(
+    session: Session, tenant_id: str, expires_at: float | None = None, name: str | None = None
+) -> str:
+    """Create a key for the tenant and return it in clear: the only time it is readable."""
+    get_tenant(session, tenant_id)
+    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiKey(tenant_id=tenant_id, key_hash=hash_key(raw_key), expires_at=expires_at, name=name)
+    )
+    session.flush()
+    return raw_key
+
+
+def revoke_api_keys(session: Session, tenant_id: str) -> int:
+    """Revoke every live key of the tenant; returns how many were revoked."""
+    get_tenant(session, tenant_id)
+    result = session.execute(
+        update(ApiKey)
+        .where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def tenant_for_key(session: Session, raw_key: str) -> Tenant | None:
+    """The tenant a live key belongs to, or None (unknown, revoked or expired).
+
+    The lookup is by hash, so no secret is compared byte by byte with a timing leak.
+    """
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(raw_key)))
+    current = now()
+    if key is None or key.revoked_at is not None:
+        return None
+    if key.expires_at is not None and key.expires_at <= current:
+        return None
+    if key.last_used_at is None or current - key.last_used_at > 60:
+        key.last_used_at = current  # coarse, so that reads stay reads
+    return session.get(Tenant, key.tenant_id)

@@ -1,0 +1,44 @@
+"""Per-process wiring of an instance: database, secret box and admin token from the settings."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .db import make_engine, make_session_factory
+from .secrets_box import SecretBox, load_or_create_key, write_private_file
+from .settings import Settings
+
+
+@dataclass
+class Instance:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    box: SecretBox
+
+
+def open_instance(settings: Settings) -> Instance:
+    """Connect to the database and load (or, on first run, create) the encryption key."""
+    engine = make_engine(settings.effective_database_url)
+    key = load_or_create_key(
+        settings.encryption_key.get_secret_value() if settings.encryption_key else None,
+        settings.data_path / "encryption.key",
+    )
+    return Instance(settings, engine, make_session_factory(engine), SecretBox(key))
+
+
+def admin_token(settings: Settings) -> str:
+    """The configured admin token, else the one generated on first run into data_dir."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    token_file: Path = settings.data_path / "admin_token"
+    if token_file.exists():
+        return token_file.read_text().strip()
+    token = "mpa_" + secrets.token_urlsafe(32)
+    write_private_file(token_file, token)
+    return token

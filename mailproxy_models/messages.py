@@ -1,0 +1,320 @@
+"""Messages: the queue that is the truth. Enqueue a batch, list, delete.
+
+Claiming and outcomes live in ``claims.py`` and ``lifecycle.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .accounts import Account, default_account_id
+from .db import Base, now
+from .errors import InvalidInput
+from .events import event_record, events_of
+from .message_validation import MessageLimits, normalize_message
+from .tenants import Tenant
+
+PENDING, DEFERRED, SENT, ERROR = "pending", "deferred", "sent", "error"
+WAITING = (PENDING, DEFERRED)
+STATUSES = (PENDING, DEFERRED, SENT, ERROR)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id", name="uq_messages_tenant_id_id"),
+        # The claim query: waiting messages of one priority whose time has come, oldest first.
+        Index("ix_messages_claim", "status", "priority", "due_at", "pk"),
+        Index("ix_messages_tenant_batch", "tenant_id", "batch_code"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
+    id: Mapped[str] = mapped_column(String(255), nullable=False)
+    account_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    priority: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    batch_code: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    # deferred_ts: "not before", as the client asked or as a retry set it. due_at is the same
+    # instant, never null, so that the claim index covers it.
+    deferred_ts: Mapped[float | None] = mapped_column(Float)
+    due_at: Mapped[float] = mapped_column(Float, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[float | None] = mapped_column(Float)
+    sent_ts: Mapped[float | None] = mapped_column(Float)
+    error_ts: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    reported_ts: Mapped[float | None] = mapped_column(Float)
+    smtp_message_id: Mapped[str | None] = mapped_column(String(998))
+
+
+@dataclass
+class EnqueueResult:
+    queued: int = 0
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    # Priorities that got messages due now: the caller wakes a worker for each.
+    due_priorities: set[int] = field(default_factory=set)
+
+
+def enqueue_messages(
+    session: Session,
+    scope_tenant_id: str | None,
+    payloads: list[Any],
+    limits: MessageLimits,
+    default_priority: int = 2,
+) -> EnqueueResult:
+    """Validate and insert a batch; invalid or duplicate messages are listed, not stored.
+
+    ``scope_tenant_id`` is the caller's tenant (None for the admin). Idempotent per message
+    id: an id the tenant already has, or one repeated in the batch, is rejected as
+    "duplicate id" and never stored twice, even under concurrent calls.
+    """
+    result = EnqueueResult()
+    accepted: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    resolver = _AccountResolver(session, scope_tenant_id)
+    for raw in payloads:
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        try:
+            message = normalize_message(raw, limits, default_priority)
+            message["tenant_id"], message["account_id"] = resolver.resolve(message)
+        except InvalidInput as exc:
+            result.rejected.append({"id": str(raw_id) if raw_id is not None else "", "reason": str(exc)})
+            continue
+        key = (message["tenant_id"], message["id"])
+        if key in seen:
+            result.rejected.append({"id": message["id"], "reason": "duplicate id"})
+            continue
+        seen.add(key)
+        accepted.append(message)
+    existing = _existing_ids(session, [(m["tenant_id"], m["id"]) for m in accepted])
+    rows = []
+    current = now()
+    for message in accepted:
+        if (message["tenant_id"], message["id"]) in existing:
+            result.rejected.append({"id": message["id"], "reason": "duplicate id"})
+            continue
+        rows.append(_row(message, current))
+    _insert_rows(session, rows, result)
+    return result
+
+
+def _row(message: dict[str, Any], current: float) -> dict[str, Any]:
+    deferred_ts = message["deferred_ts"]
+    return {
+        "tenant_id": message["tenant_id"],
+        "id": message["id"],
+        "account_id": message["account_id"],
+        "priority": message["priority"],
+        "batch_code": message["batch_code"],
+        "status": PENDING,
+        "payload": message,
+        "created_at": current,
+        "deferred_ts": deferred_ts,
+        "due_at": max(deferred_ts or 0.0, current),
+        "attempts": 0,
+    }
+
+
+def _insert_rows(session: Session, rows: list[dict[str, Any]], result: EnqueueResult) -> None:
+    """One multi-row insert; if a concurrent call stored one of the ids first, row by row."""
+    if not rows:
+        return
+    try:
+        with session.begin_nested():
+            session.execute(insert(Message), rows)
+        accepted_rows = rows
+    except IntegrityError:
+        accepted_rows = []
+        for row in rows:
+            try:
+                with session.begin_nested():
+                    session.execute(insert(Message), [row])
+                accepted_rows.append(row)
+            except IntegrityError:
+                result.rejected.append({"id": row["id"], "reason": "duplicate id"})
+    result.queued += len(accepted_rows)
+    current = now()
+    result.due_priorities.update(r["priority"] for r in accepted_rows if r["due_at"] <= current)
+
+
+def _existing_ids(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    by_tenant: dict[str, list[str]] = {}
+    for tenant_id, msg_id in keys:
+        by_tenant.setdefault(tenant_id, []).append(msg_id)
+    for tenant_id, ids in by_tenant.items():
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            query = select(Message.id).where(Message.tenant_id == tenant_id, Message.id.in_(chunk))
+            found.update((tenant_id, msg_id) for msg_id in session.scalars(query))
+    return found
+
+
+class _AccountResolver:
+    """Resolves tenant and account of each message of a batch, caching the look-ups."""
+
+    def __init__(self, session: Session, scope_tenant_id: str | None) -> None:
+        self.session = session
+        self.scope = scope_tenant_id
+        self._tenants: dict[str, bool] = {}
+        self._accounts: dict[tuple[str, str], bool] = {}
+        self._defaults: dict[str, str | None] = {}
+
+    def resolve(self, message: dict[str, Any]) -> tuple[str, str]:
+        tenant_id = message["tenant_id"] or self.scope
+        if tenant_id is None:
+            raise InvalidInput("tenant_id: required with the admin token")
+        if self.scope is not None and tenant_id != self.scope:
+            raise InvalidInput(f"tenant_id: '{tenant_id}' is not the tenant of this token")
+        if tenant_id not in self._tenants:
+            self._tenants[tenant_id] = self.session.get(Tenant, tenant_id) is not None
+        if not self._tenants[tenant_id]:
+            raise InvalidInput(f"tenant_id: tenant '{tenant_id}' does not exist")
+        account_id = message["account_id"]
+        if account_id is None:
+            if tenant_id not in self._defaults:
+                self._defaults[tenant_id] = default_account_id(self.session, tenant_id)
+            account_id = self._defaults[tenant_id]
+            if account_id is None:
+                raise InvalidInput(
+                    "account_id: required, the tenant has no account or several and none is "
+                    "marked is_default"
+                )
+        key = (tenant_id, account_id)
+        if key not in self._accounts:
+            self._accounts[key] = self.session.get(Account, key) is not None
+        if not self._accounts[key]:
+            raise InvalidInput(f"account_id: account '{account_id}' does not exist for tenant '{tenant_id}'")
+        return tenant_id, account_id
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    tenant_id: str | None = None
+    status: str | None = None
+    batch_code: str | None = None
+    active_only: bool = False
+
+
+def list_messages(
+    session: Session, flt: MessageFilter, limit: int = 100, cursor: str | None = None
+) -> tuple[list[Message], str | None]:
+    """A page of messages in insertion order and the cursor of the next page (None at the end)."""
+    query = select(Message).order_by(Message.pk).limit(limit + 1)
+    if flt.tenant_id is not None:
+        query = query.where(Message.tenant_id == flt.tenant_id)
+    if flt.status is not None:
+        query = query.where(Message.status == flt.status)
+    if flt.batch_code is not None:
+        query = query.where(Message.batch_code == flt.batch_code)
+    if flt.active_only:
+        query = query.where(Message.status.in_(WAITING))
+    if cursor is not None:
+        query = query.where(Message.pk > decode_cursor(cursor))
+    page = list(session.scalars(query))
+    next_cursor = encode_cursor(page[limit - 1].pk) if len(page) > limit else None
+    return page[:limit], next_cursor
+
+
+def encode_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": pk}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        after = json.loads(base64.urlsafe_b64decode(padded))["after"]
+        if not isinstance(after, int):
+            raise ValueError
+        return after
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput("cursor: not a cursor returned by this API", {"cursor": ["invalid"]}) from exc
+
+
+def find_message(session: Session, tenant_id: str | None, msg_id: str) -> Message | None:
+    """The message with this id, within the tenant (any tenant's for the admin: first by pk)."""
+    query = select(Message).where(Message.id == msg_id).order_by(Message.pk).limit(1)
+    if tenant_id is not None:
+        query = query.where(Message.tenant_id == tenant_id)
+    return session.scalar(query)
+
+
+def delete_messages(session: Session, tenant_id: str | None, ids: list[str]) -> tuple[int, list[str]]:
+    """Remove messages by id within the tenant; returns (removed, ids not found)."""
+    query = select(Message.pk, Message.id).where(Message.id.in_(ids))
+    if tenant_id is not None:
+        query = query.where(Message.tenant_id == tenant_id)
+    found = session.execute(query).all()
+    if found:
+        session.execute(delete(Message).where(Message.pk.in_([row.pk for row in found])))
+    found_ids = {row.id for row in found}
+    return len(found), [msg_id for msg_id in ids if msg_id not in found_ids]
+
+
+def account_has_waiting_messages(session: Session, tenant_id: str, account_id: str) -> bool:
+    query = select(Message.pk).where(
+        Message.tenant_id == tenant_id,
+        Message.account_id == account_id,
+        or_(Message.status == PENDING, Message.status == DEFERRED),
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def message_record(message: Message, events: list[Any] | None = None) -> dict[str, Any]:
+    """A message as the API shows it (timestamps as integer Unix seconds)."""
+
+    def ts(value: float | None) -> int | None:
+        return int(value) if value is not None else None
+
+    record: dict[str, Any] = {
+        "id": message.id,
+        "tenant_id": message.tenant_id,
+        "account_id": message.account_id,
+        "priority": message.priority,
+        "batch_code": message.batch_code,
+        "status": message.status,
+        "created_at": ts(message.created_at),
+        "deferred_ts": ts(message.deferred_ts),
+        "sent_ts": ts(message.sent_ts),
+        "error_ts": ts(message.error_ts),
+        "error": message.error,
+        "reported_ts": ts(message.reported_ts),
+        "attempts": message.attempts,
+    }
+    if events is not None:
+        record["events"] = [event_record(event) for event in events]
+    return record
+
+
+def message_records(
+    session: Session, messages: list[Message], include_history: bool
+) -> list[dict[str, Any]]:
+    history = events_of(session, [m.pk for m in messages]) if include_history else {}
+    return [message_record(m, history.get(m.pk) if include_history else None) for m in messages]

@@ -1,0 +1,35 @@
+"""The send log: one row per message handed to an SMTP server, the ground truth for rate limits."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, Index, Integer, String, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .db import Base
+
+
+class SendLogEntry(Base):
+    __tablename__ = "send_log"
+    __table_args__ = (Index("ix_send_log_account_ts", "tenant_id", "account_id", "ts"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    account_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    message_pk: Mapped[int] = mapped_column(Integer, nullable=False)
+    ts: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+def record_send(
+    session: Session, tenant_id: str, account_id: str, message_pk: int, ts: float
+) -> None:
+    session.add(SendLogEntry(tenant_id=tenant_id, account_id=account_id, message_pk=message_pk, ts=ts))
+
+
+def sends_since(session: Session, tenant_id: str, account_id: str, since: float) -> int:
+    """How many messages the account handed to its server since ``since``."""
+    query = select(func.count(SendLogEntry.pk)).where(
+        SendLogEntry.tenant_id == tenant_id,
+        SendLogEntry.account_id == account_id,
+        SendLogEntry.ts >= since,
+    )
+    return int(session.scalar(query) or 0)

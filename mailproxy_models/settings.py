@@ -1,0 +1,136 @@
+"""The one typed settings object, read from ``MAILPROXY_*`` variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Every key is documented in docs/configuration.md (generated from these descriptions)."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILPROXY_", extra="ignore")
+
+    config_file: Path | None = Field(
+        None, description="Optional TOML file with any of these keys (environment wins)."
+    )
+    data_dir: Path = Field(
+        Path("~/.mailproxy"),
+        description="Directory for the embedded database, broker, key file and admin token.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL. Default: SQLite file `mailproxy.sqlite` in data_dir. "
+        "At scale: `postgresql+psycopg2://user@host/db`.",
+    )
+    broker_url: str | None = Field(
+        None,
+        description="Celery broker URL. Default: kombu's SQLAlchemy transport on "
+        "`broker.sqlite` in data_dir (no server). At scale: `redis://host:6379/0`.",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Instance-wide admin token. Unset: generated once and kept in "
+        "data_dir/admin_token (mode 0600).",
+    )
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="Base64 of 32 bytes (AES-256-GCM) for SMTP passwords and other secrets. "
+        "Unset: generated once in data_dir/encryption.key (mode 0600).",
+    )
+    host: str = Field("127.0.0.1", description="Address the API listens on (`mail-proxy start`).")
+    port: int = Field(8000, description="Port the API listens on (`mail-proxy start`).")
+    smtp_pool_ttl: int = Field(
+        300, description="Seconds a pooled SMTP connection is reused before it is replaced."
+    )
+    smtp_timeout: float = Field(30.0, description="Socket timeout in seconds for SMTP commands.")
+    smtp_ca_file: str | None = Field(
+        None,
+        description="Extra CA bundle (PEM) trusted for SMTP TLS, for servers with a private CA. "
+        "Certificates are always verified.",
+    )
+    delivery_batch_size: int = Field(
+        50, description="Messages one delivery task claims at a time."
+    )
+    lease_seconds: int = Field(
+        300,
+        description="How long a claim lasts; a worker that dies loses its claim after this and "
+        "the sweeper hands the messages to another.",
+    )
+    sweep_interval: float = Field(
+        15.0, description="Seconds between sweeper runs (finds due and abandoned messages)."
+    )
+    retry_schedule: Annotated[list[int], NoDecode] = Field(
+        [60, 300, 900, 3600, 7200],
+        description="Delays in seconds before each retry after a temporary failure; "
+        "after the last one the message ends in `error`.",
+    )
+    max_messages_per_call: int = Field(
+        5000, description="Most messages accepted by one add-messages call."
+    )
+    max_recipients_per_message: int = Field(
+        500, description="Most recipients (to + cc + bcc) of one message."
+    )
+    max_request_bytes: int = Field(
+        50 * 1024 * 1024, description="Largest request body the API accepts (413 above)."
+    )
+    max_headers_per_message: int = Field(50, description="Most custom headers on one message.")
+    embedded_poll_interval: float = Field(
+        0.1, description="Polling interval in seconds of the embedded (SQLite) broker."
+    )
+    log_level: str = Field("INFO", description="Logging level of API and workers.")
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.strip("[] ").split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("MAILPROXY_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'mailproxy.sqlite'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_path / 'broker.sqlite'}"
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.effective_broker_url.startswith("sqla+")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

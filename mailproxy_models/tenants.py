@@ -1,0 +1,135 @@
+"""Tenants: the applications sharing one instance, each isolated from the others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .db import Base, now
+from .errors import Conflict, InvalidInput, NotFound
+from .secrets_box import SecretBox
+
+SECRET_MASK = "***"
+AUTH_METHODS = ("none", "basic", "bearer")
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    client_base_url: Mapped[str | None] = mapped_column(Text)
+    client_sync_path: Mapped[str] = mapped_column(String(255), default="/proxy_sync")
+    client_attachment_path: Mapped[str] = mapped_column(String(255), default="/attachments")
+    # {"method": ..., "user": ..., "password_enc": ..., "token_enc": ...}; secrets encrypted.
+    client_auth: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    rate_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    large_file_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, default=now, nullable=False)
+    updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now, nullable=False)
+
+
+TENANT_FIELDS = (
+    "name",
+    "client_base_url",
+    "client_sync_path",
+    "client_attachment_path",
+    "rate_limits",
+    "large_file_config",
+    "active",
+)
+
+
+def get_tenant(session: Session, tenant_id: str) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant '{tenant_id}' does not exist")
+    return tenant
+
+
+def list_tenants(session: Session) -> list[Tenant]:
+    return list(session.scalars(select(Tenant).order_by(Tenant.id)))
+
+
+def create_tenant(session: Session, box: SecretBox, data: dict[str, Any]) -> Tenant:
+    """Insert a tenant; an id already taken is a Conflict."""
+    if session.get(Tenant, data["id"]) is not None:
+        raise Conflict(f"tenant '{data['id']}' already exists")
+    tenant = Tenant(id=data["id"])
+    _apply(tenant, box, data)
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def update_tenant(session: Session, box: SecretBox, tenant_id: str, data: dict[str, Any]) -> Tenant:
+    tenant = get_tenant(session, tenant_id)
+    _apply(tenant, box, data)
+    session.flush()
+    return tenant
+
+
+def delete_tenant(session: Session, tenant_id: str) -> None:
+    """Remove the tenant with its accounts, keys and messages (foreign keys cascade)."""
+    session.delete(get_tenant(session, tenant_id))
+    session.flush()
+
+
+def _apply(tenant: Tenant, box: SecretBox, data: dict[str, Any]) -> None:
+    for field in TENANT_FIELDS:
+        if field in data and data[field] is not None:
+            setattr(tenant, field, data[field])
+    if "client_auth" in data:
+        tenant.client_auth = seal_client_auth(box, data["client_auth"], tenant.client_auth)
+
+
+def seal_client_auth(
+    box: SecretBox, given: dict[str, Any] | None, stored: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Encrypt the secrets of a client_auth block; a masked value keeps the stored secret."""
+    if given is None:
+        return None
+    method = given.get("method", "none")
+    if method not in AUTH_METHODS:
+        raise InvalidInput(
+            "client_auth.method must be none, basic or bearer",
+            {"client_auth.method": [f"'{method}' is not one of none, basic, bearer"]},
+        )
+    sealed: dict[str, Any] = {"method": method, "user": given.get("user")}
+    for secret in ("password", "token"):
+        value = given.get(secret)
+        if value == SECRET_MASK and stored:
+            sealed[f"{secret}_enc"] = stored.get(f"{secret}_enc")
+        elif value:
+            sealed[f"{secret}_enc"] = box.encrypt(str(value))
+    return sealed
+
+
+def public_client_auth(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """client_auth as the API shows it: secrets replaced by the mask."""
+    if not stored:
+        return None
+    shown: dict[str, Any] = {"method": stored.get("method", "none"), "user": stored.get("user")}
+    for secret in ("password", "token"):
+        if stored.get(f"{secret}_enc"):
+            shown[secret] = SECRET_MASK
+    return shown
+
+
+def tenant_record(tenant: Tenant) -> dict[str, Any]:
+    """A tenant as the API shows it: no secret in clear."""
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "client_base_url": tenant.client_base_url,
+        "client_sync_path": tenant.client_sync_path,
+        "client_attachment_path": tenant.client_attachment_path,
+        "client_auth": public_client_auth(tenant.client_auth),
+        "rate_limits": tenant.rate_limits,
+        "large_file_config": tenant.large_file_config,
+        "active": tenant.active,
+        "created_at": int(tenant.created_at),
+    }

@@ -1,0 +1,77 @@
+"""Wake-ups: the broker's only job. A lost wake-up delays mail until the sweeper runs; it
+never loses mail, because the database row is the truth.
+
+The API and the CLI publish by task name through a Celery app without tasks; the worker
+package registers the tasks under the same names and queues.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from celery import Celery
+from kombu import Queue
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+QUEUE_BY_PRIORITY = {
+    0: "mail.immediate",
+    1: "mail.high",
+    2: "mail.medium",
+    3: "mail.low",
+}
+MAINTENANCE_QUEUE = "mail.maintenance"
+DELIVER_TASK = "mailproxy.deliver_due"
+SWEEP_TASK = "mailproxy.sweep"
+# A publish that cannot reach the broker gives up fast: the request that caused it must not
+# hang, and the sweeper will find the messages anyway.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def make_celery_app(settings: Settings, name: str = "mailproxy") -> Celery:
+    """A Celery app configured for mailproxy's broker, queues and delivery guarantees."""
+    broker = settings.effective_broker_url
+    if settings.is_embedded_broker:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        # kombu's SQLAlchemy transport passes transport options to create_engine(), so its
+        # polling interval can only be set on the class.
+        import kombu.transport.sqlalchemy as sqla_transport
+
+        sqla_transport.Transport.polling_interval = settings.embedded_poll_interval
+    app = Celery(name, broker=broker, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue=MAINTENANCE_QUEUE,
+        # Workers consume all of these unless started with -Q (dedicated pools per priority).
+        task_queues=[Queue(name, routing_key=name) for name in [*QUEUE_BY_PRIORITY.values(), MAINTENANCE_QUEUE]],
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        timezone="UTC",
+    )
+    return app
+
+
+def wake_delivery(app: Celery, priorities: Iterable[int]) -> int:
+    """Publish one delivery wake-up per priority; returns how many were published."""
+    published = 0
+    for priority in sorted(set(priorities)):
+        try:
+            app.send_task(
+                DELIVER_TASK,
+                args=[priority],
+                queue=QUEUE_BY_PRIORITY[priority],
+                retry=True,
+                retry_policy=PUBLISH_RETRY,
+            )
+            published += 1
+        except Exception:  # noqa: BLE001 - broker down: the sweeper catches up, never fail the caller
+            log.warning("could not publish a delivery wake-up for priority %s", priority, exc_info=True)
+    return published

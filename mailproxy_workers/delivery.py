@@ -1,0 +1,151 @@
+"""One SMTP transaction per message, classified into sent / temporary / permanent.
+
+A message is ``sent`` only when the server answered 250 to the end of DATA; the code and
+text of that answer go on the event. 4xx answers, timeouts and dropped connections are
+temporary; 5xx answers are permanent. Recipients refused among several are listed in the
+event's details while the message goes to the others.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+from mailproxy_models.accounts import SmtpEndpoint
+from mailproxy_models.claims import ClaimedMessage
+from mailproxy_models.lifecycle import AttemptOutcome
+
+from .composer import Envelope, compose
+from .smtp_pool import PooledConnection, SmtpConnectionPool
+
+ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+class _Refused(Exception):
+    """An SMTP answer that ends the transaction for this message (not the connection)."""
+
+    def __init__(self, stage: str, code: int, text: str, details: dict[str, Any] | None = None):
+        super().__init__(f"{stage}: {code} {text}")
+        self.stage, self.code, self.text, self.details = stage, code, text, details or {}
+
+
+def _decode(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def _enhanced(text: str) -> str | None:
+    match = ENHANCED_STATUS.match(text)
+    return match.group(1) if match else None
+
+
+def deliver_messages(
+    pool: SmtpConnectionPool, endpoint: SmtpEndpoint, messages: list[ClaimedMessage]
+) -> Iterator[tuple[ClaimedMessage, AttemptOutcome]]:
+    """Send messages of one account over its pooled connection, yielding each outcome."""
+    for message in messages:
+        yield message, deliver_one(pool, endpoint, message)
+
+
+def deliver_one(
+    pool: SmtpConnectionPool, endpoint: SmtpEndpoint, message: ClaimedMessage
+) -> AttemptOutcome:
+    try:
+        envelope = compose(message.payload)
+    except (ValueError, TypeError, KeyError) as exc:
+        return AttemptOutcome("permanent", f"message cannot be built: {exc}")
+    # A pooled connection the server closed while idle fails at MAIL FROM, before anything
+    # was sent: such a failure is retried once on a fresh connection.
+    for attempt in (1, 2):
+        try:
+            with pool.connection(endpoint) as pooled:
+                try:
+                    return _transaction(pooled, envelope)
+                except _Refused as refusal:
+                    # 421 means the server is closing the session: never reuse it.
+                    pooled.broken = refusal.code == 421
+                    return _classify(refusal)
+        except smtplib.SMTPServerDisconnected as exc:
+            if attempt == 1 and getattr(exc, "stage", None) == "mail":
+                continue
+            return AttemptOutcome("temporary", f"connection lost: {exc}")
+        except smtplib.SMTPAuthenticationError as exc:
+            text = _decode(exc.smtp_error)
+            return AttemptOutcome(
+                "temporary",
+                f"authentication failed for account '{endpoint.account_id}': {exc.smtp_code} {text}",
+                smtp_code=exc.smtp_code,
+                enhanced_status=_enhanced(text),
+                smtp_text=text,
+            )
+        except smtplib.SMTPResponseException as exc:
+            return _classify(_Refused("connect", exc.smtp_code, _decode(exc.smtp_error)))
+        except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+            return AttemptOutcome(
+                "temporary", f"cannot talk to {endpoint.host}:{endpoint.port}: {exc}"
+            )
+    raise AssertionError("unreachable")
+
+
+def _transaction(pooled: PooledConnection, envelope: Envelope) -> AttemptOutcome:
+    smtp = pooled.smtp
+    options = ["SMTPUTF8"] if envelope.smtputf8 else []
+    try:
+        code, reply = smtp.mail(envelope.mail_from, options)
+    except smtplib.SMTPServerDisconnected as exc:
+        if pooled.uses > 0:
+            exc.stage = "mail"  # type: ignore[attr-defined]
+        raise
+    if code != 250:
+        _abort(smtp, code)
+        raise _Refused("MAIL FROM", code, _decode(reply))
+    refused: dict[str, dict[str, Any]] = {}
+    for rcpt in envelope.recipients:
+        code, reply = smtp.rcpt(rcpt)
+        if code not in (250, 251):
+            refused[rcpt] = {"code": code, "text": _decode(reply)}
+            if code == 421:
+                raise _Refused("RCPT TO", code, _decode(reply), {"refused_recipients": refused})
+    if len(refused) == len(envelope.recipients):
+        _abort(smtp, 0)
+        # All refused: temporary if any refusal was, so the message is tried again.
+        worst = min(refused.values(), key=lambda r: 0 if 400 <= r["code"] < 500 else 1)
+        raise _Refused("RCPT TO", worst["code"], worst["text"], {"refused_recipients": refused})
+    code, reply = smtp.data(envelope.data)
+    text = _decode(reply)
+    if code != 250:
+        _abort(smtp, code)
+        raise _Refused("DATA", code, text, {"refused_recipients": refused} if refused else None)
+    details: dict[str, Any] = {"accepted_recipients": len(envelope.recipients) - len(refused)}
+    if refused:
+        details["refused_recipients"] = refused
+    return AttemptOutcome(
+        "sent",
+        "accepted by the server" if not refused else f"accepted for {details['accepted_recipients']} "
+        f"of {len(envelope.recipients)} recipients",
+        smtp_code=code,
+        enhanced_status=_enhanced(text),
+        smtp_text=text,
+        details=details,
+        smtp_message_id=envelope.message_id,
+    )
+
+
+def _abort(smtp: smtplib.SMTP, code: int) -> None:
+    """End a refused transaction so the connection can carry the next message."""
+    if code != 421:
+        smtp.rset()
+
+
+def _classify(refusal: _Refused) -> AttemptOutcome:
+    kind = "temporary" if 400 <= refusal.code < 500 or refusal.code == 0 else "permanent"
+    return AttemptOutcome(
+        kind,  # type: ignore[arg-type]
+        f"{refusal.stage} refused: {refusal.code} {refusal.text}",
+        smtp_code=refusal.code,
+        enhanced_status=_enhanced(refusal.text),
+        smtp_text=refusal.text,
+        details=refusal.details,
+    )

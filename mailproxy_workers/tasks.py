@@ -1,0 +1,91 @@
+"""Celery tasks: thin, take plain values, safe to run twice (acks_late)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from mailproxy_models.accounts import Account, SmtpEndpoint, smtp_endpoint
+from mailproxy_models.claims import ClaimedMessage, claim_due_messages, due_priorities
+from mailproxy_models.db import session_scope
+from mailproxy_models.lifecycle import AttemptOutcome, record_attempts
+from mailproxy_models.wakeups import DELIVER_TASK, SWEEP_TASK, wake_delivery
+
+from .delivery import deliver_messages
+from .runtime import WorkerRuntime, worker_runtime
+
+log = logging.getLogger(__name__)
+# Outcomes are written in small groups: a worker killed mid-batch re-sends at most this many.
+RECORD_EVERY = 10
+
+
+def register_tasks(app: Celery) -> None:
+    @app.task(name=DELIVER_TASK, acks_late=True, ignore_result=True, shared=False)
+    def deliver_due(priority: int) -> int:
+        """Claim one batch of due messages of this priority and send it."""
+        return deliver_batch(app, worker_runtime(), priority)
+
+    @app.task(name=SWEEP_TASK, ignore_result=True, shared=False)
+    def sweep() -> list[int]:
+        """Wake delivery for every priority with due or abandoned messages."""
+        instance = worker_runtime().instance
+        with session_scope(instance.sessions) as session:
+            priorities = due_priorities(session)
+        wake_delivery(app, priorities)
+        return priorities
+
+
+def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
+    settings = runtime.instance.settings
+    batch_size = settings.delivery_batch_size
+    with session_scope(runtime.instance.sessions) as session:
+        claimed = claim_due_messages(session, priority, batch_size, settings.lease_seconds)
+        endpoints = _endpoints(session, runtime, claimed)
+    if len(claimed) == batch_size:
+        wake_delivery(app, [priority])  # more may be due: let another worker take them now
+    by_account: dict[tuple[str, str], list[ClaimedMessage]] = defaultdict(list)
+    for message in claimed:
+        by_account[(message.tenant_id, message.account_id)].append(message)
+    pending: dict[int, AttemptOutcome] = {}
+    for key, messages in by_account.items():
+        endpoint = endpoints.get(key)
+        if endpoint is None:
+            for message in messages:
+                pending[message.pk] = AttemptOutcome(
+                    "permanent", f"account '{message.account_id}' no longer exists"
+                )
+            continue
+        for message, outcome in deliver_messages(runtime.pool, endpoint, messages):
+            log.info(
+                "message %s/%s: %s (%s)", message.tenant_id, message.id, outcome.kind,
+                outcome.description,
+            )
+            pending[message.pk] = outcome
+            if len(pending) >= RECORD_EVERY:
+                _record(runtime, pending)
+    _record(runtime, pending)
+    return len(claimed)
+
+
+def _endpoints(
+    session: Session, runtime: WorkerRuntime, claimed: list[ClaimedMessage]
+) -> dict[tuple[str, str], SmtpEndpoint]:
+    """Connection settings (password decrypted) of each account the batch uses."""
+    endpoints = {}
+    for key in {(m.tenant_id, m.account_id) for m in claimed}:
+        account = session.get(Account, key)
+        if account is not None:
+            endpoints[key] = smtp_endpoint(account, runtime.instance.box)
+    return endpoints
+
+
+def _record(runtime: WorkerRuntime, outcomes: dict[int, AttemptOutcome]) -> None:
+    if not outcomes:
+        return
+    settings = runtime.instance.settings
+    with session_scope(runtime.instance.sessions) as session:
+        record_attempts(session, outcomes, runtime.name, settings.retry_schedule)
+    outcomes.clear()

@@ -1,0 +1,53 @@
+"""Fixtures shared by the whole suite: real servers, started once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.servers import fresh_postgres_database, postgres_admin_url, redis_server_url
+from tests.support.smtp_sink import SMTPSink
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    with postgres_admin_url() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: str) -> Iterator[str]:
+    """SQLAlchemy URL of an empty PostgreSQL database of this test's own."""
+    with fresh_postgres_database(postgres_admin) as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mailproxy.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    with redis_server_url() as url:
+        yield url
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SMTPSink]:
+    """An aiosmtpd server on loopback that records every message it accepts."""
+    sink = SMTPSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()

@@ -1,0 +1,116 @@
+"""Real servers for the suite: PostgreSQL and Redis, used when given, otherwise started here.
+
+``MAILPROXY_TEST_DATABASE_URL`` (an admin URL of a PostgreSQL server) and
+``MAILPROXY_TEST_REDIS_URL`` point the suite at running servers. Without them it starts its
+own: PostgreSQL from the ``pgserver`` package, Redis from the ``redis-server`` binary. A
+missing server is an error that names the install command, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"port {port} not ready after {timeout}s")
+
+
+@contextmanager
+def postgres_admin_url() -> Iterator[str]:
+    """A SQLAlchemy URL with the right to create databases."""
+    given = os.environ.get("MAILPROXY_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        raise RuntimeError(
+            "PostgreSQL needed: set MAILPROXY_TEST_DATABASE_URL or pip install pgserver"
+        ) from exc
+    data_dir = tempfile.mkdtemp(prefix="mp-pg-")
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    try:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    finally:
+        server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """Create an empty database for one test (module), drop it afterwards."""
+    name = f"mp_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@contextmanager
+def redis_server_url() -> Iterator[str]:
+    """A Redis URL (db 0) that this run may flush."""
+    given = os.environ.get("MAILPROXY_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError(
+            "Redis needed: set MAILPROXY_TEST_REDIS_URL or install the server "
+            "(apt-get install -y redis-server)"
+        )
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, proc=proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
