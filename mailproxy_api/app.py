@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import swagger_ui_bundle
-from flask import Flask, send_from_directory
+from flask import Flask, abort, request, send_from_directory
 from flask.wrappers import Response
 from flask_smorest import Api
 
@@ -57,6 +57,15 @@ def create_app(settings: Settings | None = None, instance: Instance | None = Non
     # Registered after Api: its generic handler would otherwise answer in its own shape.
     errors.register_error_handlers(app)
     transaction.install(app)
+
+    @app.before_request
+    def _json_only() -> None:
+        if (
+            request.method in ("POST", "PUT", "PATCH")
+            and request.content_length
+            and not request.is_json
+        ):
+            abort(415, description="Send the body as JSON with Content-Type: application/json.")
 
     @app.route(f"{SWAGGER_ASSETS}<path:filename>")
     def swagger_assets(filename: str) -> Response:

@@ -20,7 +20,9 @@ from mailproxy_models.instance import admin_token
 from mailproxy_models.settings import Settings, get_settings
 
 cli = typer.Typer(
-    help="mailproxy: transactional email proxy.", no_args_is_help=True, pretty_exceptions_enable=False
+    help="mailproxy: transactional email proxy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
@@ -48,11 +50,22 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     logs = settings.data_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "celery", "-A", "mailproxy_workers", "worker", "--beat",
-        "--pool=threads", f"--concurrency={EMBEDDED_WORKER_CONCURRENCY}",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "mailproxy_workers",
+        "worker",
+        "--beat",
+        "--pool=threads",
+        f"--concurrency={EMBEDDED_WORKER_CONCURRENCY}",
         f"--schedule={settings.data_path / 'celerybeat-schedule'}",
-        f"--loglevel={settings.log_level}", "--without-heartbeat", "--without-gossip",
-        "--without-mingle", "-n", f"mailproxy-embedded-{os.getpid()}@%h",
+        f"--loglevel={settings.log_level}",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        f"mailproxy-embedded-{os.getpid()}@%h",
     ]
     log_file = open(logs / "worker.log", "ab")  # noqa: SIM115 - owned by the child for its life
     return subprocess.Popen(

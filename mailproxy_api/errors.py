@@ -39,7 +39,7 @@ def error_response(status: int, message: str, errors: Any = None) -> tuple[Respo
 def _flatten_webargs(messages: Any) -> Any:
     """webargs nests errors by location ({"json": {...}}); clients want the fields."""
     if isinstance(messages, dict) and len(messages) == 1:
-        (location, inner), = messages.items()
+        ((location, inner),) = messages.items()
         if location in ("json", "query", "path", "form", "headers") and isinstance(inner, dict):
             return inner
     return messages
@@ -87,7 +87,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError) -> tuple[Response, int]:
         log.error("database unavailable: %s", exc.orig)
-        return error_response(503, "The database is unavailable; retry shortly. Nothing was stored.")
+        return error_response(
+            503, "The database is unavailable; retry shortly. Nothing was stored."
+        )
 
     @app.errorhandler(ConfigurationError)
     def _misconfigured(exc: ConfigurationError) -> tuple[Response, int]:

@@ -13,14 +13,20 @@ class OkSchema(Schema):
 
 class ErrorSchema(Schema):
     ok = fields.Boolean(required=True, metadata={"example": False})
-    error = fields.String(required=True, metadata={"description": "What went wrong and what to do."})
+    error = fields.String(
+        required=True, metadata={"description": "What went wrong and what to do."}
+    )
     errors = fields.Dict(metadata={"description": "Per-field messages, for validation errors."})
 
 
 class ClientAuthSchema(Schema):
-    method = fields.String(load_default="none", validate=validate.OneOf(["none", "basic", "bearer"]))
+    method = fields.String(
+        load_default="none", validate=validate.OneOf(["none", "basic", "bearer"])
+    )
     user = fields.String(allow_none=True)
-    password = fields.String(allow_none=True, metadata={"description": "Write-only; reads show ***"})
+    password = fields.String(
+        allow_none=True, metadata={"description": "Write-only; reads show ***"}
+    )
     token = fields.String(allow_none=True, metadata={"description": "Write-only; reads show ***"})
 
 

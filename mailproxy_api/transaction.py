@@ -18,7 +18,7 @@ def db_session() -> Session:
     return g.db_session  # type: ignore[no-any-return]
 
 
-def after_commit(callback: Callable[[], None]) -> None:
+def after_commit(callback: Callable[[], object]) -> None:
     """Run ``callback`` once the request's transaction has committed (e.g. publish a wake-up)."""
     g.setdefault("after_commit", []).append(callback)
 

@@ -110,7 +110,11 @@ def upsert_account(session: Session, box: SecretBox, data: dict[str, Any]) -> Ac
         if "host" not in data or "port" not in data:
             raise InvalidInput(
                 "a new account needs host and port",
-                {f: ["Missing data for required field."] for f in ("host", "port") if f not in data},
+                {
+                    f: ["Missing data for required field."]
+                    for f in ("host", "port")
+                    if f not in data
+                },
             )
         account = Account(tenant_id=data["tenant_id"], id=data["id"])
         session.add(account)
@@ -165,5 +169,7 @@ def smtp_endpoint(account: Account, box: SecretBox) -> SmtpEndpoint:
 def account_record(account: Account) -> dict[str, Any]:
     """An account as the API shows it: the password never, only whether one is set."""
     record: dict[str, Any] = {field: getattr(account, field) for field in ACCOUNT_FIELDS}
-    record.update(id=account.id, tenant_id=account.tenant_id, has_password=bool(account.password_enc))
+    record.update(
+        id=account.id, tenant_id=account.tenant_id, has_password=bool(account.password_enc)
+    )
     return record

@@ -17,8 +17,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .db import now
-from .messages import WAITING, Message
 from .message_validation import PRIORITIES
+from .messages import WAITING, Message
 
 
 @dataclass(frozen=True)

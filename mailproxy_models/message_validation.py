@@ -26,9 +26,21 @@ FETCH_MODES_KNOWN = ("base64", "filesystem", "http_url", "endpoint")
 RESERVED_HEADERS = frozenset(
     name.lower()
     for name in (
-        "From", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-ID", "MIME-Version",
-        "Content-Type", "Content-Transfer-Encoding", "X-Mailproxy-ID", "X-Genro-Mail-ID",
-        "Return-Path", "Sender",
+        "From",
+        "To",
+        "Cc",
+        "Bcc",
+        "Reply-To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "X-Mailproxy-ID",
+        "X-Genro-Mail-ID",
+        "Return-Path",
+        "Sender",
     )
 )
 HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII except ':'

@@ -105,7 +105,9 @@ def enqueue_messages(
             message = normalize_message(raw, limits, default_priority)
             message["tenant_id"], message["account_id"] = resolver.resolve(message)
         except InvalidInput as exc:
-            result.rejected.append({"id": str(raw_id) if raw_id is not None else "", "reason": str(exc)})
+            result.rejected.append(
+                {"id": str(raw_id) if raw_id is not None else "", "reason": str(exc)}
+            )
             continue
         key = (message["tenant_id"], message["id"])
         if key in seen:
@@ -211,7 +213,9 @@ class _AccountResolver:
         if key not in self._accounts:
             self._accounts[key] = self.session.get(Account, key) is not None
         if not self._accounts[key]:
-            raise InvalidInput(f"account_id: account '{account_id}' does not exist for tenant '{tenant_id}'")
+            raise InvalidInput(
+                f"account_id: account '{account_id}' does not exist for tenant '{tenant_id}'"
+            )
         return tenant_id, account_id
 
 
@@ -255,7 +259,9 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError
         return after
     except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput("cursor: not a cursor returned by this API", {"cursor": ["invalid"]}) from exc
+        raise InvalidInput(
+            "cursor: not a cursor returned by this API", {"cursor": ["invalid"]}
+        ) from exc
 
 
 def find_message(session: Session, tenant_id: str | None, msg_id: str) -> Message | None:
@@ -266,7 +272,9 @@ def find_message(session: Session, tenant_id: str | None, msg_id: str) -> Messag
     return session.scalar(query)
 
 
-def delete_messages(session: Session, tenant_id: str | None, ids: list[str]) -> tuple[int, list[str]]:
+def delete_messages(
+    session: Session, tenant_id: str | None, ids: list[str]
+) -> tuple[int, list[str]]:
     """Remove messages by id within the tenant; returns (removed, ids not found)."""
     query = select(Message.pk, Message.id).where(Message.id.in_(ids))
     if tenant_id is not None:

@@ -22,7 +22,9 @@ class SendLogEntry(Base):
 def record_send(
     session: Session, tenant_id: str, account_id: str, message_pk: int, ts: float
 ) -> None:
-    session.add(SendLogEntry(tenant_id=tenant_id, account_id=account_id, message_pk=message_pk, ts=ts))
+    session.add(
+        SendLogEntry(tenant_id=tenant_id, account_id=account_id, message_pk=message_pk, ts=ts)
+    )
 
 
 def sends_since(session: Session, tenant_id: str, account_id: str, since: float) -> int:

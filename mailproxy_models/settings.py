@@ -60,9 +60,7 @@ class Settings(BaseSettings):
         description="Extra CA bundle (PEM) trusted for SMTP TLS, for servers with a private CA. "
         "Certificates are always verified.",
     )
-    delivery_batch_size: int = Field(
-        50, description="Messages one delivery task claims at a time."
-    )
+    delivery_batch_size: int = Field(50, description="Messages one delivery task claims at a time.")
     lease_seconds: int = Field(
         300,
         description="How long a claim lasts; a worker that dies loses its claim after this and "

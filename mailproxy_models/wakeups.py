@@ -49,7 +49,10 @@ def make_celery_app(settings: Settings, name: str = "mailproxy") -> Celery:
         task_ignore_result=True,
         task_default_queue=MAINTENANCE_QUEUE,
         # Workers consume all of these unless started with -Q (dedicated pools per priority).
-        task_queues=[Queue(name, routing_key=name) for name in [*QUEUE_BY_PRIORITY.values(), MAINTENANCE_QUEUE]],
+        task_queues=[
+            Queue(name, routing_key=name)
+            for name in [*QUEUE_BY_PRIORITY.values(), MAINTENANCE_QUEUE]
+        ],
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3,
         worker_hijack_root_logger=False,
@@ -73,5 +76,7 @@ def wake_delivery(app: Celery, priorities: Iterable[int]) -> int:
             )
             published += 1
         except Exception:  # noqa: BLE001 - broker down: the sweeper catches up, never fail the caller
-            log.warning("could not publish a delivery wake-up for priority %s", priority, exc_info=True)
+            log.warning(
+                "could not publish a delivery wake-up for priority %s", priority, exc_info=True
+            )
     return published

@@ -75,7 +75,8 @@ def deliver_one(
             text = _decode(exc.smtp_error)
             return AttemptOutcome(
                 "temporary",
-                f"authentication failed for account '{endpoint.account_id}': {exc.smtp_code} {text}",
+                f"authentication failed for account '{endpoint.account_id}': "
+                f"{exc.smtp_code} {text}",
                 smtp_code=exc.smtp_code,
                 enhanced_status=_enhanced(text),
                 smtp_text=text,
@@ -123,7 +124,9 @@ def _transaction(pooled: PooledConnection, envelope: Envelope) -> AttemptOutcome
         details["refused_recipients"] = refused
     return AttemptOutcome(
         "sent",
-        "accepted by the server" if not refused else f"accepted for {details['accepted_recipients']} "
+        "accepted by the server"
+        if not refused
+        else f"accepted for {details['accepted_recipients']} "
         f"of {len(envelope.recipients)} recipients",
         smtp_code=code,
         enhanced_status=_enhanced(text),

@@ -60,7 +60,10 @@ def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
             continue
         for message, outcome in deliver_messages(runtime.pool, endpoint, messages):
             log.info(
-                "message %s/%s: %s (%s)", message.tenant_id, message.id, outcome.kind,
+                "message %s/%s: %s (%s)",
+                message.tenant_id,
+                message.id,
+                outcome.kind,
                 outcome.description,
             )
             pending[message.pk] = outcome

@@ -22,8 +22,8 @@ from ..schemas import (
     AccountInSchema,
     AccountListSchema,
     AccountQuerySchema,
-    TenantScopeQuerySchema,
     OkSchema,
+    TenantScopeQuerySchema,
 )
 from ..transaction import db_session
 

@@ -98,4 +98,7 @@ def get_message(query: dict[str, Any], msg_id: str) -> dict[str, Any]:
     message = find_message(session, current_caller().scope(query.get("tenant_id")), msg_id)
     if message is None:
         abort(404, description=f"message '{msg_id}' does not exist")
-    return {"ok": True, "message": message_record(message, events_of(session, [message.pk])[message.pk])}
+    return {
+        "ok": True,
+        "message": message_record(message, events_of(session, [message.pk])[message.pk]),
+    }

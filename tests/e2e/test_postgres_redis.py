@@ -1,0 +1,94 @@
+"""End to end on PostgreSQL + Redis with real ``celery worker`` processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.checks import assert_all_sent_with_250, assert_delivered_as_posted, mailproxy_ids
+from tests.support.servers import free_port
+from tests.support.stack import make_messages, wait_until
+
+
+def test_hundred_messages_posted_at_once_all_arrive_and_are_sent(pg_stack, smtp_sink):
+    key = pg_stack.setup_tenant(smtp_sink.port)
+    pg_stack.start_worker("w1", concurrency=2)
+    posted = make_messages(100, bcc=["hidden@example.org"])
+    answer = pg_stack.call("POST", "/commands/add-messages", token=key, json={"messages": posted})
+    assert answer.status_code == 200 and answer.json == {"ok": True, "queued": 100, "rejected": []}
+
+    received = smtp_sink.wait_for(100, timeout=60)
+    records = pg_stack.wait_all_status(100, "sent", timeout=30)
+    assert_delivered_as_posted(posted, received)
+    assert_all_sent_with_250(pg_stack, records)
+
+
+def test_two_workers_deliver_five_hundred_messages_exactly_once(pg_stack, smtp_sink):
+    key = pg_stack.setup_tenant(smtp_sink.port)
+    pg_stack.start_worker("w1", concurrency=2)
+    pg_stack.start_worker("w2", concurrency=2)
+    for start in range(0, 500, 100):
+        batch = make_messages(100, prefix=f"B{start}")
+        answer = pg_stack.call(
+            "POST", "/commands/add-messages", token=key, json={"messages": batch}
+        )
+        assert answer.json["queued"] == 100
+
+    received = smtp_sink.wait_for(500, timeout=120)
+    pg_stack.wait_all_status(500, "sent", timeout=30)
+    counts = mailproxy_ids(received)
+    assert len(counts) == 500 and set(counts.values()) == {1}
+    # Both workers took part: claims are spread, not serialised behind one process.
+    workers = {
+        e["worker"] for m in pg_stack.all_messages(include_history="true") for e in m["events"]
+    }
+    assert len(workers) >= 2, workers
+
+
+def test_worker_killed_mid_batch_loses_nothing_and_marks_nothing_sent_without_250(
+    pg_stack, smtp_sink
+):
+    key = pg_stack.setup_tenant(smtp_sink.port)
+    victim = pg_stack.start_worker("victim")
+    posted = make_messages(300)
+    pg_stack.call("POST", "/commands/add-messages", token=key, json={"messages": posted})
+    wait_until(lambda: len(smtp_sink.messages) >= 40, timeout=60, interval=0.01)
+    pg_stack.kill_worker(victim)
+    delivered_before_kill = len(smtp_sink.messages)
+    assert delivered_before_kill < 300, "the worker finished before it could be killed"
+
+    # A new worker with the sweeper finds the messages whose claim expired with the victim.
+    pg_stack.start_worker("rescuer", concurrency=2, beat=True)
+    records = pg_stack.wait_all_status(300, "sent", timeout=120)
+    counts = mailproxy_ids(smtp_sink.messages)
+    assert set(counts) == {m["id"] for m in posted}  # none lost
+    duplicates = sum(c - 1 for c in counts.values())
+    assert duplicates <= pg_stack.settings.delivery_batch_size  # only the victim's in-flight batch
+    assert_all_sent_with_250(pg_stack, records)
+
+
+def test_smtp_server_refusing_connections_leaves_messages_waiting(pg_stack):
+    closed_port = free_port()  # nothing listens here
+    key = pg_stack.setup_tenant(closed_port)
+    pg_stack.start_worker("w1")
+    pg_stack.call("POST", "/commands/add-messages", token=key, json={"messages": make_messages(5)})
+
+    def attempted() -> list | None:
+        records = pg_stack.all_messages(include_history="true")
+        return records if all(r["events"] for r in records) else None
+
+    records = wait_until(attempted, timeout=30)
+    for record in records:
+        assert record["status"] == "deferred" and record["sent_ts"] is None
+        assert record["deferred_ts"] > record["created_at"]
+        assert all(e["kind"] == "deferred" for e in record["events"])
+        assert "cannot talk to 127.0.0.1" in record["events"][0]["description"]
+
+
+@pytest.mark.parametrize("priority", [0, 3])
+def test_each_priority_is_routed_to_its_own_queue(pg_stack, smtp_sink, priority):
+    key = pg_stack.setup_tenant(smtp_sink.port)
+    queue = {0: "mail.immediate", 3: "mail.low"}[priority]
+    pg_stack.start_worker("only-one-queue", queues=queue)
+    message = make_messages(1, priority=priority)
+    pg_stack.call("POST", "/commands/add-messages", token=key, json={"messages": message})
+    smtp_sink.wait_for(1, timeout=30)
