@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Base, now
+from .db import Base, BigId, now
 
 EVENT_KINDS = (
     "sent",
@@ -25,9 +25,9 @@ EVENT_KINDS = (
 class MessageEvent(Base):
     __tablename__ = "message_events"
 
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     message_pk: Mapped[int] = mapped_column(
-        ForeignKey("messages.pk", ondelete="CASCADE"), index=True, nullable=False
+        BigId, ForeignKey("messages.pk", ondelete="CASCADE"), index=True, nullable=False
     )
     ts: Mapped[float] = mapped_column(Float, default=now, nullable=False)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)

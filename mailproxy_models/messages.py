@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .accounts import Account, default_account_id
-from .db import Base, now
+from .db import Base, BigId, now
 from .errors import InvalidInput
 from .events import event_record, events_of
 from .message_validation import MessageLimits, normalize_message
@@ -49,7 +49,7 @@ class Message(Base):
         Index("ix_messages_tenant_batch", "tenant_id", "batch_code"),
     )
 
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
     )
