@@ -47,6 +47,7 @@ def pending_differences(database_url: str, metadata: Any = None) -> list[Any]:
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            return list(compare_metadata(context, metadata if metadata is not None else Base.metadata))
+            target = metadata if metadata is not None else Base.metadata
+            return list(compare_metadata(context, target))
     finally:
         engine.dispose()

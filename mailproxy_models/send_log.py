@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, Index, Integer, String, func, select
+from sqlalchemy import Float, Index, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, BigId
