@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from flask import abort, current_app, g, request
 
-from mailproxy_models.api_keys import tenant_for_key
+from mailproxy_models.api_keys import tenant_id_for_key
 
 from .transaction import db_session
 
@@ -57,10 +57,10 @@ def current_caller() -> Caller:
     if hmac.compare_digest(token.encode(), admin_token.encode()):
         g.caller = Caller(tenant_id=None)
         return g.caller  # type: ignore[no-any-return]
-    tenant = tenant_for_key(db_session(), token)
-    if tenant is None:
+    tenant_id = tenant_id_for_key(db_session(), token)
+    if tenant_id is None:
         abort(401, description="Invalid, revoked or expired API token.")
-    g.caller = Caller(tenant_id=tenant.id)
+    g.caller = Caller(tenant_id=tenant_id)
     return g.caller  # type: ignore[no-any-return]
 
 

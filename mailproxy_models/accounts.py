@@ -144,15 +144,6 @@ def delete_account(session: Session, tenant_id: str, account_id: str) -> None:
     session.flush()
 
 
-def default_account_id(session: Session, tenant_id: str) -> str | None:
-    """The account a message without account_id uses: the only one, or the one marked default."""
-    accounts = list_accounts(session, tenant_id)
-    if len(accounts) == 1:
-        return accounts[0].id
-    marked = [account.id for account in accounts if account.is_default]
-    return marked[0] if marked else None
-
-
 def smtp_endpoint(account: Account, box: SecretBox) -> SmtpEndpoint:
     return SmtpEndpoint(
         tenant_id=account.tenant_id,

@@ -9,7 +9,7 @@ from sqlalchemy import Float, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, now
-from .tenants import Tenant, get_tenant
+from .tenants import get_tenant
 
 KEY_PREFIX = "mpk_"
 
@@ -59,10 +59,11 @@ def revoke_api_keys(session: Session, tenant_id: str) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def tenant_for_key(session: Session, raw_key: str) -> Tenant | None:
-    """The tenant a live key belongs to, or None (unknown, revoked or expired).
+def tenant_id_for_key(session: Session, raw_key: str) -> str | None:
+    """The id of the tenant a live key belongs to, or None (unknown, revoked or expired).
 
-    The lookup is by hash, so no secret is compared byte by byte with a timing leak.
+    The lookup is by hash, so no secret is compared byte by byte with a timing leak. A key
+    cannot outlive its tenant: deleting the tenant deletes its keys.
     """
     key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(raw_key)))
     current = now()
@@ -72,4 +73,4 @@ def tenant_for_key(session: Session, raw_key: str) -> Tenant | None:
         return None
     if key.last_used_at is None or current - key.last_used_at > 60:
         key.last_used_at = current  # coarse, so that reads stay reads
-    return session.get(Tenant, key.tenant_id)
+    return key.tenant_id

@@ -149,7 +149,19 @@ def _list(raw: dict[str, Any], field: str) -> list[Any]:
     return value
 
 
+# The common case, a plain ASCII dot-atom address (RFC 5322 3.4.1) with an LDH domain of at
+# least two labels, is checked by this expression; anything else (quoted local parts,
+# internationalized addresses, odd forms) goes to email-validator, which also words the error.
+_PLAIN_ADDRESS = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+
+
 def _check_address(field: str, address: str) -> None:
+    if len(address) <= 254 and len(address.partition("@")[0]) <= 64:
+        if _PLAIN_ADDRESS.match(address):
+            return
     try:
         validate_email(address, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
@@ -191,6 +203,10 @@ def _address_list(raw: dict[str, Any], field: str, required: bool = False) -> li
     result: list[str] = []
     for item in items:
         _no_forbidden_chars(field, item)
+        if _PLAIN_ADDRESS.match(item):  # a bare address: nothing to parse
+            _check_address(field, item)
+            result.append(item)
+            continue
         for name, address in getaddresses([item]):
             if not address:
                 raise InvalidInput(f"{field}: '{item}' is not a valid email address")

@@ -21,14 +21,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
-    insert,
     or_,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .accounts import Account, default_account_id
+from .accounts import Account
 from .db import Base, BigId, now
 from .errors import InvalidInput
 from .events import event_record, events_of
@@ -115,15 +115,8 @@ def enqueue_messages(
             continue
         seen.add(key)
         accepted.append(message)
-    existing = _existing_ids(session, [(m["tenant_id"], m["id"]) for m in accepted])
-    rows = []
     current = now()
-    for message in accepted:
-        if (message["tenant_id"], message["id"]) in existing:
-            result.rejected.append({"id": message["id"], "reason": "duplicate id"})
-            continue
-        rows.append(_row(message, current))
-    _insert_rows(session, rows, result)
+    _insert_new(session, [_row(message, current) for message in accepted], result)
     return result
 
 
@@ -144,50 +137,59 @@ def _row(message: dict[str, Any], current: float) -> dict[str, Any]:
     }
 
 
-def _insert_rows(session: Session, rows: list[dict[str, Any]], result: EnqueueResult) -> None:
-    """One multi-row insert; if a concurrent call stored one of the ids first, row by row."""
+def _insert_new(session: Session, rows: list[dict[str, Any]], result: EnqueueResult) -> None:
+    """Insert the rows whose (tenant_id, id) is new, in one statement; the others are
+    reported as duplicates. ``ON CONFLICT DO NOTHING`` makes this safe under concurrent
+    calls without a prior look-up (PostgreSQL and SQLite >= 3.35 both support it)."""
     if not rows:
         return
-    try:
-        with session.begin_nested():
-            session.execute(insert(Message), rows)
-        accepted_rows = rows
-    except IntegrityError:
-        accepted_rows = []
-        for row in rows:
-            try:
-                with session.begin_nested():
-                    session.execute(insert(Message), [row])
-                accepted_rows.append(row)
-            except IntegrityError:
-                result.rejected.append({"id": row["id"], "reason": "duplicate id"})
-    result.queued += len(accepted_rows)
+    dialect = session.get_bind().dialect.name
+    insert_fn = {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect]
+    statement = (
+        insert_fn(Message)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+        .returning(Message.tenant_id, Message.id, Message.priority, Message.due_at)
+    )
+    stored: set[tuple[str, str]] = set()
     current = now()
-    result.due_priorities.update(r["priority"] for r in accepted_rows if r["due_at"] <= current)
-
-
-def _existing_ids(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-    by_tenant: dict[str, list[str]] = {}
-    for tenant_id, msg_id in keys:
-        by_tenant.setdefault(tenant_id, []).append(msg_id)
-    for tenant_id, ids in by_tenant.items():
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            query = select(Message.id).where(Message.tenant_id == tenant_id, Message.id.in_(chunk))
-            found.update((tenant_id, msg_id) for msg_id in session.scalars(query))
-    return found
+    # executemany: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues") with a
+    # cached compiled form, and gathers the RETURNING rows of every batch.
+    for row in session.execute(statement, rows):
+        stored.add((row.tenant_id, row.id))
+        if row.due_at <= current:
+            result.due_priorities.add(row.priority)
+    result.queued += len(stored)
+    result.rejected.extend(
+        {"id": row["id"], "reason": "duplicate id"}
+        for row in rows
+        if (row["tenant_id"], row["id"]) not in stored
+    )
 
 
 class _AccountResolver:
-    """Resolves tenant and account of each message of a batch, caching the look-ups."""
+    """Resolves tenant and account of each message of a batch: one query per tenant."""
 
     def __init__(self, session: Session, scope_tenant_id: str | None) -> None:
         self.session = session
         self.scope = scope_tenant_id
-        self._tenants: dict[str, bool] = {}
-        self._accounts: dict[tuple[str, str], bool] = {}
-        self._defaults: dict[str, str | None] = {}
+        # tenant id -> (its account ids, the default account id), None if no such tenant
+        self._tenants: dict[str, tuple[set[str], str | None] | None] = {}
+
+    def _load(self, tenant_id: str) -> tuple[set[str], str | None] | None:
+        if tenant_id not in self._tenants:
+            rows = self.session.execute(
+                select(Tenant.id, Account.id, Account.is_default)
+                .outerjoin(Account, Account.tenant_id == Tenant.id)
+                .where(Tenant.id == tenant_id)
+            ).all()
+            if not rows:
+                self._tenants[tenant_id] = None
+            else:
+                ids = {row[1] for row in rows if row[1] is not None}
+                marked = [row[1] for row in rows if row[2]]
+                default = next(iter(ids)) if len(ids) == 1 else (marked[0] if marked else None)
+                self._tenants[tenant_id] = (ids, default)
+        return self._tenants[tenant_id]
 
     def resolve(self, message: dict[str, Any]) -> tuple[str, str]:
         tenant_id = message["tenant_id"] or self.scope
@@ -195,24 +197,17 @@ class _AccountResolver:
             raise InvalidInput("tenant_id: required with the admin token")
         if self.scope is not None and tenant_id != self.scope:
             raise InvalidInput(f"tenant_id: '{tenant_id}' is not the tenant of this token")
-        if tenant_id not in self._tenants:
-            self._tenants[tenant_id] = self.session.get(Tenant, tenant_id) is not None
-        if not self._tenants[tenant_id]:
+        tenant = self._load(tenant_id)
+        if tenant is None:
             raise InvalidInput(f"tenant_id: tenant '{tenant_id}' does not exist")
-        account_id = message["account_id"]
+        account_ids, default = tenant
+        account_id = message["account_id"] or default
         if account_id is None:
-            if tenant_id not in self._defaults:
-                self._defaults[tenant_id] = default_account_id(self.session, tenant_id)
-            account_id = self._defaults[tenant_id]
-            if account_id is None:
-                raise InvalidInput(
-                    "account_id: required, the tenant has no account or several and none is "
-                    "marked is_default"
-                )
-        key = (tenant_id, account_id)
-        if key not in self._accounts:
-            self._accounts[key] = self.session.get(Account, key) is not None
-        if not self._accounts[key]:
+            raise InvalidInput(
+                "account_id: required, the tenant has no account or several and none is "
+                "marked is_default"
+            )
+        if account_id not in account_ids:
             raise InvalidInput(
                 f"account_id: account '{account_id}' does not exist for tenant '{tenant_id}'"
             )
