@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from werkzeug.serving import make_server
 
-from mailproxy_models import migrate
+import mailproxy_models.migrate as migrate
 from mailproxy_models.instance import admin_token
 from mailproxy_models.settings import Settings, get_settings
 

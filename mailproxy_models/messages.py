@@ -144,7 +144,7 @@ def _insert_new(session: Session, rows: list[dict[str, Any]], result: EnqueueRes
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    insert_fn = {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect]
+    insert_fn: Any = {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect]
     statement = (
         insert_fn(Message)
         .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
