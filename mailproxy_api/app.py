@@ -11,7 +11,7 @@ from flask_smorest import Api
 
 from mailproxy_models.instance import Instance, admin_token, open_instance
 from mailproxy_models.settings import Settings, get_settings
-from mailproxy_models.wakeups import make_celery_app
+from mailproxy_models.wakeups import WakeupPublisher, make_celery_app
 
 from . import errors, transaction
 from .views import accounts, messages, service, tenants
@@ -36,7 +36,9 @@ def create_app(settings: Settings | None = None, instance: Instance | None = Non
         JSON_SORT_KEYS=False,
     )
     app.extensions["mailproxy"] = instance
-    app.extensions["mailproxy_celery"] = make_celery_app(settings, name="mailproxy_api")
+    celery = make_celery_app(settings, name="mailproxy_api")
+    app.extensions["mailproxy_celery"] = celery
+    app.extensions["mailproxy_wakeups"] = WakeupPublisher(celery)
     logging.getLogger("mailproxy_api").setLevel(settings.log_level)
 
     api = Api(

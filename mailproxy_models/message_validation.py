@@ -12,6 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from email.utils import getaddresses, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -179,12 +180,25 @@ def _address_field(
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{field}: must be a string holding one email address")
-    _no_forbidden_chars(field, value)
-    name, address = parseaddr(value)
-    if not address or (bare and name):
-        raise InvalidInput(f"{field}: '{value}' is not a valid email address")
-    _check_address(field, address)
+    problem = _single_address_problem(value, bare)
+    if problem:
+        raise InvalidInput(f"{field}: {problem}")
     return value.strip()
+
+
+@lru_cache(maxsize=4096)
+def _single_address_problem(value: str, bare: bool) -> str | None:
+    """Why ``value`` is not one valid address, or None. Cached: a batch usually repeats its
+    sender, and parsing display names is the slow part of validating a batch."""
+    try:
+        _no_forbidden_chars("address", value)
+        name, address = parseaddr(value)
+        if not address or (bare and name):
+            return f"'{value}' is not a valid email address"
+        _check_address("address", address)
+    except InvalidInput as exc:
+        return str(exc).removeprefix("address: ")
+    return None
 
 
 def _address_list(raw: dict[str, Any], field: str, required: bool = False) -> list[str]:

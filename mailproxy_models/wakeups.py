@@ -8,6 +8,8 @@ package registers the tasks under the same names and queues.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Iterable
 
 from celery import Celery
@@ -80,3 +82,45 @@ def wake_delivery(app: Celery, priorities: Iterable[int]) -> int:
                 "could not publish a delivery wake-up for priority %s", priority, exc_info=True
             )
     return published
+
+
+class WakeupPublisher:
+    """Publishes delivery wake-ups from a background thread, so no request waits on the broker.
+
+    Requests only add priorities to a set; the thread publishes one wake-up per priority for
+    everything gathered since its last round, which folds a burst of requests into a few
+    messages on the broker. Wake-ups still pending when the process dies are lost, which
+    costs at most one sweep interval of delay: the rows are already committed.
+    """
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self._pending: set[int] = set()
+        self._busy = False
+        self._cond = threading.Condition()
+        self._pid: int | None = None
+
+    def request(self, priorities: Iterable[int]) -> None:
+        with self._cond:
+            self._pending.update(priorities)
+            if self._pid != os.getpid():  # first use in this process (or after a fork)
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="wakeup-publisher", daemon=True).start()
+            self._cond.notify()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything requested so far has been published (tests, shutdown)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending))
+                batch, self._pending, self._busy = self._pending, set(), True
+            try:
+                wake_delivery(self.app, batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()

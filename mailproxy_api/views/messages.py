@@ -18,7 +18,6 @@ from mailproxy_models.messages import (
     message_record,
     message_records,
 )
-from mailproxy_models.wakeups import wake_delivery
 
 from ..auth import current_caller, token_required
 from ..schemas import (
@@ -55,8 +54,8 @@ def add_messages(data: dict[str, Any]) -> dict[str, Any]:
         db_session(), current_caller().tenant_id, data["messages"], limits, data["default_priority"]
     )
     if result.due_priorities:
-        celery = current_app.extensions["mailproxy_celery"]
-        after_commit(lambda: wake_delivery(celery, result.due_priorities))
+        publisher = current_app.extensions["mailproxy_wakeups"]
+        after_commit(lambda: publisher.request(result.due_priorities))
     return {"ok": True, "queued": result.queued, "rejected": result.rejected}
 
 
