@@ -92,3 +92,35 @@ def test_each_priority_is_routed_to_its_own_queue(pg_stack, smtp_sink, priority)
     message = make_messages(1, priority=priority)
     pg_stack.call("POST", "/commands/add-messages", token=key, json={"messages": message})
     smtp_sink.wait_for(1, timeout=30)
+
+
+def test_run_now_wakes_delivery_of_messages_that_became_due(
+    tmp_path, postgres_url, redis_url, smtp_sink
+):
+    import time
+
+    from tests.support.stack import Stack
+
+    # The sweeper would only run after a minute: what delivers here is run-now.
+    stack = Stack(tmp_path, postgres_url, redis_url, sweep_interval=60.0)
+    try:
+        key = stack.setup_tenant(smtp_sink.port)
+        stack.start_worker("w1", beat=True)
+        due = time.time() + 2
+        message = make_messages(1, deferred_ts=due)
+        assert (
+            stack.call(
+                "POST", "/commands/add-messages", token=key, json={"messages": message}
+            ).json["queued"]
+            == 1
+        )
+        time.sleep(max(0.0, due - time.time()) + 0.2)
+        assert smtp_sink.messages == []  # nothing woke delivery when it became due
+        answer = stack.call("POST", "/commands/run-now", token=key)
+        assert answer.json == {"ok": True, "woken": [2]}
+        smtp_sink.wait_for(1, timeout=10)
+        received_at = time.time()
+        assert received_at - due < 10
+        assert stack.wait_all_status(1, "sent", timeout=10)[0]["deferred_ts"] == int(due)
+    finally:
+        stack.stop()
