@@ -19,7 +19,7 @@ from .runtime import WorkerRuntime, worker_runtime
 
 log = logging.getLogger(__name__)
 # Outcomes are written in small groups: a worker killed mid-batch re-sends at most this many.
-RECORD_EVERY = 10
+RECORD_EVERY = 20
 
 
 def register_tasks(app: Celery) -> None:
