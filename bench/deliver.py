@@ -4,7 +4,8 @@ limit of that sink fed by plain smtplib over 1 and 4 persistent connections.
     .venv/bin/python bench/deliver.py [--messages 5000]
 
 Stacks: embedded (SQLite + SQLAlchemy broker, one worker with 4 threads, as `mail-proxy
-start` runs it) and scale (PostgreSQL + Redis, 2 worker processes with 4 threads each).
+start` runs it) and scale (PostgreSQL + Redis, 2 `celery worker` processes with their
+default prefork pool, 2 children each on this 2-core machine).
 """
 
 from __future__ import annotations
@@ -44,21 +45,34 @@ def raw_limit(messages: int, connections: int) -> float:
         return per * connections / (time.perf_counter() - start)
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def peak_rss_mb(pgid: int) -> float:
+    """Sum of the peak RSS of every process in the worker's process group (prefork children)."""
+    total_kb = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:  # field 5 of stat, the process group
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        total_kb += next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")
+        )
+    return total_kb / 1024
 
 
 def end_to_end(kind: str, messages: int) -> tuple[float, float, list[float]]:
     with workdir() as tmp, counting_sink(Path(tmp)) as sink, stack(kind, Path(tmp)) as built:
         key = built.setup_tenant(sink.port)
-        workers = 1 if kind == "embedded" else 2
-        procs = [built.start_worker(f"bench{i}", concurrency=4) for i in range(workers)]
+        if kind == "embedded":  # as `mail-proxy start` runs it
+            procs = [built.start_worker("bench", concurrency=4, pool="threads")]
+        else:  # `celery -A mailproxy_workers worker` defaults: prefork, one child per core
+            procs = [built.start_worker(f"bench{i}", concurrency=2, pool="prefork") for i in (1, 2)]
         start = time.perf_counter()
         for offset in range(0, messages, 1000):
-            batch = make_messages(min(1000, messages - offset), prefix=f"E{offset}")
+            # One recipient each, like the raw senders' messages.
+            batch = make_messages(min(1000, messages - offset), prefix=f"E{offset}", cc=[])
             answer = built.call(
                 "POST", "/commands/add-messages", token=key, json={"messages": batch}
             )

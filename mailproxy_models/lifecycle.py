@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from .db import now
 from .events import MessageEvent
 from .messages import DEFERRED, ERROR, PENDING, SENT, Message
-from .send_log import record_send
+from .send_log import SendLogEntry
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING: frozenset({SENT, DEFERRED, ERROR}),
@@ -57,60 +57,88 @@ def record_attempts(
     retry_schedule: list[int],
     current: float | None = None,
 ) -> None:
-    """Apply the outcomes of one delivery batch (keyed by message pk) in the session."""
+    """Apply the outcomes of one delivery batch (keyed by message pk) in the session.
+
+    Three bulk statements whatever the batch size: UPDATE the messages by primary key,
+    INSERT their events, INSERT the send-log rows of those handed to a server.
+    """
     current = now() if current is None else current
     if not outcomes:
         return
-    messages = session.scalars(select(Message).where(Message.pk.in_(list(outcomes))))
-    for message in messages:
-        _apply(session, message, outcomes[message.pk], worker, retry_schedule, current)
+    rows = session.execute(
+        select(
+            Message.pk, Message.status, Message.attempts, Message.tenant_id, Message.account_id
+        ).where(Message.pk.in_(list(outcomes)))
+    ).all()
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    sends: list[dict[str, Any]] = []
+    for row in rows:
+        outcome = outcomes[row.pk]
+        changes, event = transition(row.status, row.attempts, outcome, retry_schedule, current)
+        updates.append({"pk": row.pk, **changes})
+        events.append({"message_pk": row.pk, "worker": worker, **event})
+        if outcome.kind == "sent":
+            sends.append(
+                {
+                    "tenant_id": row.tenant_id,
+                    "account_id": row.account_id,
+                    "message_pk": row.pk,
+                    "ts": current,
+                }
+            )
+    for same_columns in _group_by_keys(updates):
+        session.execute(update(Message), same_columns)
+    session.execute(insert(MessageEvent), events)
+    if sends:
+        session.execute(insert(SendLogEntry), sends)
 
 
-def _apply(
-    session: Session,
-    message: Message,
+def transition(
+    status: str,
+    attempts: int,
     outcome: AttemptOutcome,
-    worker: str,
     retry_schedule: list[int],
     current: float,
-) -> None:
-    message.claim_token = None
-    message.lease_until = None
-    message.attempts += 1
-    kind = outcome.kind
-    description = outcome.description
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The column changes and the event one attempt's outcome makes. Pure: no I/O.
+
+    A message already final (delivered a second time after its worker lost the lease)
+    keeps its status; only the event records what happened.
+    """
+    attempts += 1
+    changes: dict[str, Any] = {"claim_token": None, "lease_until": None, "attempts": attempts}
+    kind, description = outcome.kind, outcome.description
     target = {"sent": SENT, "permanent": ERROR}.get(kind, DEFERRED)
-    if target == DEFERRED:
-        delay = retry_delay(retry_schedule, message.attempts)
-        if delay is None:
-            target, kind = ERROR, "permanent"
-            description = f"gave up after {message.attempts} attempts: {outcome.description}"
-        else:
-            message.deferred_ts = message.due_at = current + delay
-    if target not in TRANSITIONS[message.status]:
-        # Already final (a second delivery after a lost lease): keep the status, log the event.
-        description = f"{description} (message was already {message.status})"
+    delay = retry_delay(retry_schedule, attempts) if target == DEFERRED else None
+    if target == DEFERRED and delay is None:
+        target, kind = ERROR, "permanent"
+        description = f"gave up after {attempts} attempts: {outcome.description}"
+    if target not in TRANSITIONS[status]:
+        description = f"{description} (message was already {status})"
     else:
-        message.status = target
+        changes["status"] = target
         if target == SENT:
-            message.sent_ts = current
-            message.smtp_message_id = outcome.smtp_message_id
-            message.error = None
+            changes.update(sent_ts=current, smtp_message_id=outcome.smtp_message_id, error=None)
         elif target == ERROR:
-            message.error_ts = current
-            message.error = description
-    if outcome.kind == "sent":
-        record_send(session, message.tenant_id, message.account_id, message.pk, current)
-    session.add(
-        MessageEvent(
-            message_pk=message.pk,
-            ts=current,
-            kind={"sent": "sent", "permanent": "error"}.get(kind, "deferred"),
-            description=description,
-            smtp_code=outcome.smtp_code,
-            enhanced_status=outcome.enhanced_status,
-            smtp_text=outcome.smtp_text,
-            worker=worker,
-            details=outcome.details or None,
-        )
-    )
+            changes.update(error_ts=current, error=description)
+        else:
+            changes.update(deferred_ts=current + (delay or 0), due_at=current + (delay or 0))
+    event = {
+        "ts": current,
+        "kind": {"sent": "sent", "permanent": "error"}.get(kind, "deferred"),
+        "description": description,
+        "smtp_code": outcome.smtp_code,
+        "enhanced_status": outcome.enhanced_status,
+        "smtp_text": outcome.smtp_text,
+        "details": outcome.details or None,
+    }
+    return changes, event
+
+
+def _group_by_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows with the same columns together, so each group is one executemany."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())

@@ -19,14 +19,6 @@ class SendLogEntry(Base):
     ts: Mapped[float] = mapped_column(Float, nullable=False)
 
 
-def record_send(
-    session: Session, tenant_id: str, account_id: str, message_pk: int, ts: float
-) -> None:
-    session.add(
-        SendLogEntry(tenant_id=tenant_id, account_id=account_id, message_pk=message_pk, ts=ts)
-    )
-
-
 def sends_since(session: Session, tenant_id: str, account_id: str, since: float) -> int:
     """How many messages the account handed to its server since ``since``."""
     query = select(func.count(SendLogEntry.pk)).where(

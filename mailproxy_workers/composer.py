@@ -21,9 +21,12 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
+from functools import lru_cache
 from typing import Any
 
 CORRELATION_HEADERS = ("X-Mailproxy-ID", "X-Genro-Mail-ID")
+# A batch repeats its sender: parse each distinct "Name <addr>" once per process.
+_parseaddr = lru_cache(maxsize=4096)(parseaddr)
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,8 @@ class Envelope:
 def compose(payload: dict[str, Any]) -> Envelope:
     """Build the MIME message; raises ValueError if a header cannot be written safely."""
     recipients = _unique_addresses(payload["to"] + payload.get("cc", []) + payload.get("bcc", []))
-    mail_from = parseaddr(payload.get("return_path") or payload["from"])[1]
-    sender_domain = parseaddr(payload["from"])[1].rpartition("@")[2] or None
+    mail_from = _parseaddr(payload.get("return_path") or payload["from"])[1]
+    sender_domain = _parseaddr(payload["from"])[1].rpartition("@")[2] or None
     message_id = payload.get("message_id") or make_msgid(domain=sender_domain)
     smtputf8 = not all(address.isascii() for address in [mail_from, *recipients])
     headers = _headers(payload, message_id)

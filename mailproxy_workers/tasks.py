@@ -20,6 +20,7 @@ from .runtime import WorkerRuntime, worker_runtime
 log = logging.getLogger(__name__)
 # Outcomes are written in small groups: a worker killed mid-batch re-sends at most this many.
 RECORD_EVERY = 20
+FAN_OUT = 2
 
 
 def register_tasks(app: Celery) -> None:
@@ -45,7 +46,11 @@ def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
         claimed = claim_due_messages(session, priority, batch_size, settings.lease_seconds)
         endpoints = _endpoints(session, runtime, claimed)
     if len(claimed) == batch_size:
-        wake_delivery(app, [priority])  # more may be due: let another worker take them now
+        # More may be due. Two wake-ups, not one: a backlog then spreads over every free
+        # worker thread within a few batches instead of being drained by a single chain.
+        # The cost is at most one empty claim per batch once the backlog is gone.
+        for _ in range(FAN_OUT):
+            wake_delivery(app, [priority])
     by_account: dict[tuple[str, str], list[ClaimedMessage]] = defaultdict(list)
     for message in claimed:
         by_account[(message.tenant_id, message.account_id)].append(message)

@@ -69,7 +69,12 @@ class Stack:
 
     # -- workers ---------------------------------------------------------------------------
     def start_worker(
-        self, name: str, concurrency: int = 1, beat: bool = False, queues: str | None = None
+        self,
+        name: str,
+        concurrency: int = 1,
+        beat: bool = False,
+        queues: str | None = None,
+        pool: str | None = None,
     ) -> subprocess.Popen[bytes]:
         log_path = self.logs / f"{name}.log"
         command = [
@@ -79,7 +84,7 @@ class Stack:
             "-A",
             "mailproxy_workers",
             "worker",
-            "--pool=threads" if concurrency > 1 else "--pool=solo",
+            f"--pool={pool or ('threads' if concurrency > 1 else 'solo')}",
             f"--concurrency={concurrency}",
             "--loglevel=INFO",
             "-n",
