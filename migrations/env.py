@@ -66,7 +66,7 @@ def run_migrations_online() -> None:
                         # Processes upgrading at once (several containers starting) run
                         # one after the other; the later ones find the schema up to date.
                         connection.exec_driver_sql(
-                            "SELECT 1"
+                            f"SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK})"
                         )
                     context.run_migrations()
                     if sqlite:

@@ -256,17 +256,36 @@ def test_a_migration_that_breaks_a_foreign_key_is_rolled_back(database_url, tmp_
 
 
 def test_several_processes_upgrading_at_once_all_succeed(database_url):
-    script = "import sys\nfrom mailproxy_models.migrate import upgrade\nupgrade(sys.argv[1])\n"
+    # The database exists beforehand (for SQLite: a file already in WAL mode). Switching a
+    # new file to WAL from several processes at once can fail with "database is locked" in
+    # make_engine's connect hook, a race of its own, not the migrations'.
+    assert current_revision(database_url) is None
+    # Each process imports first, says so, then waits for the word: the upgrades overlap.
+    script = (
+        "import sys\n"
+        "from mailproxy_models.migrate import upgrade\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "upgrade(sys.argv[1])\n"
+    )
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, database_url],
             cwd=REPO,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         for _ in range(4)
     ]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     outputs = [proc.communicate(timeout=120)[0] for proc in procs]
 
     assert [proc.returncode for proc in procs] == [0] * 4, "\n".join(outputs)
