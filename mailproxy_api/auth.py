@@ -25,6 +25,11 @@ class Caller:
     def is_admin(self) -> bool:
         return self.tenant_id is None
 
+    @property
+    def label(self) -> str:
+        """Who, for the audit log."""
+        return "admin" if self.tenant_id is None else f"tenant:{self.tenant_id}"
+
     def scope(self, requested_tenant: str | None) -> str | None:
         """The tenant a request acts on: a tenant token only ever its own."""
         if self.is_admin:

@@ -75,8 +75,45 @@ class ApiKeyInSchema(Schema):
 
 
 class ApiKeyAnswerSchema(OkSchema):
-    api_key = fields.String()
+    api_key = fields.String(metadata={"description": "Shown only this once."})
+    key_id = fields.Integer()
     revoked = fields.Integer()
+
+
+class ApiKeyInfoSchema(Schema):
+    key_id = fields.Integer()
+    name = fields.String(allow_none=True)
+    prefix = fields.String(metadata={"description": "First characters, to tell keys apart."})
+    created_at = fields.Integer()
+    expires_at = fields.Integer(allow_none=True)
+    last_used_at = fields.Integer(allow_none=True)
+    revoked_at = fields.Integer(allow_none=True)
+
+
+class ApiKeyListSchema(OkSchema):
+    api_keys = fields.List(fields.Nested(ApiKeyInfoSchema))
+
+
+class AuditEntrySchema(Schema):
+    ts = fields.Integer()
+    actor = fields.String()
+    action = fields.String()
+    tenant_id = fields.String(allow_none=True)
+    target_type = fields.String()
+    target_id = fields.String(allow_none=True)
+    details = fields.Dict(allow_none=True)
+
+
+class AuditQuerySchema(Schema):
+    tenant_id = fields.String(validate=ID)
+    action = fields.String(validate=validate.Length(max=64))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class AuditListSchema(OkSchema):
+    entries = fields.List(fields.Nested(AuditEntrySchema))
+    next_cursor = fields.String(allow_none=True)
 
 
 class AccountInSchema(Schema):
@@ -89,6 +126,9 @@ class AccountInSchema(Schema):
     use_tls = fields.Boolean(
         allow_none=True,
         metadata={"description": "true: implicit TLS; false: plain; null: STARTTLS if offered"},
+    )
+    tls_verify = fields.Boolean(
+        metadata={"description": "Verify the server certificate (default true). Opting out shows."}
     )
     ttl = fields.Integer(validate=validate.Range(min=0, max=86400))
     batch_size = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=10000))
@@ -113,6 +153,7 @@ class AccountOutSchema(Schema):
     user = fields.String(allow_none=True)
     has_password = fields.Boolean()
     use_tls = fields.Boolean(allow_none=True)
+    tls_verify = fields.Boolean()
     ttl = fields.Integer()
     batch_size = fields.Integer(allow_none=True)
     limit_per_minute = fields.Integer(allow_none=True)

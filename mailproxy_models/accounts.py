@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     select,
+    true,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -37,6 +38,10 @@ class Account(Base):
     password_enc: Mapped[str | None] = mapped_column(Text)
     # True: implicit TLS (SMTPS); False: plain; None: STARTTLS when the server offers it.
     use_tls: Mapped[bool | None] = mapped_column(Boolean)
+    # Certificates are verified unless an operator opts out for this account (it shows).
+    tls_verify: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true(), nullable=False
+    )
     ttl: Mapped[int] = mapped_column(Integer, default=300, nullable=False)
     batch_size: Mapped[int | None] = mapped_column(Integer)
     limit_per_minute: Mapped[int | None] = mapped_column(Integer)
@@ -54,6 +59,7 @@ ACCOUNT_FIELDS = (
     "port",
     "user",
     "use_tls",
+    "tls_verify",
     "ttl",
     "batch_size",
     "limit_per_minute",
@@ -77,6 +83,7 @@ class SmtpEndpoint:
     password: str | None
     use_tls: bool | None
     ttl: int
+    tls_verify: bool = True
 
     def __repr__(self) -> str:  # never print the password
         return f"SmtpEndpoint({self.tenant_id}/{self.account_id} {self.host}:{self.port})"
@@ -154,6 +161,7 @@ def smtp_endpoint(account: Account, box: SecretBox) -> SmtpEndpoint:
         password=box.decrypt(account.password_enc) if account.password_enc else None,
         use_tls=account.use_tls,
         ttl=account.ttl,
+        tls_verify=account.tls_verify,
     )
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Float, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, now
+from .errors import NotFound
 from .tenants import get_tenant
 
 KEY_PREFIX = "mpk_"
@@ -24,6 +25,8 @@ class ApiKey(Base):
     # A random 256-bit key needs no slow hash: SHA-256 is preimage-resistant for it, and a
     # lookup by hash keeps authentication O(1).
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    # The first characters of the key, so a person can tell keys apart; not a secret.
+    key_prefix: Mapped[str | None] = mapped_column(String(12))
     name: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[float] = mapped_column(Float, default=now, nullable=False)
     expires_at: Mapped[float | None] = mapped_column(Float)
@@ -42,7 +45,13 @@ def issue_api_key(
     get_tenant(session, tenant_id)
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
     session.add(
-        ApiKey(tenant_id=tenant_id, key_hash=hash_key(raw_key), expires_at=expires_at, name=name)
+        ApiKey(
+            tenant_id=tenant_id,
+            key_hash=hash_key(raw_key),
+            key_prefix=raw_key[:12],
+            expires_at=expires_at,
+            name=name,
+        )
     )
     session.flush()
     return raw_key
@@ -57,6 +66,39 @@ def revoke_api_keys(session: Session, tenant_id: str) -> int:
         .values(revoked_at=now())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def list_api_keys(session: Session, tenant_id: str) -> list[ApiKey]:
+    get_tenant(session, tenant_id)
+    return list(
+        session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.pk))
+    )
+
+
+def revoke_api_key(session: Session, tenant_id: str, key_id: int) -> None:
+    """Revoke one key (rotation: issue the new one, move clients, revoke the old one)."""
+    key = session.get(ApiKey, key_id)
+    if key is None or key.tenant_id != tenant_id:
+        raise NotFound(f"API key {key_id} of tenant '{tenant_id}' does not exist")
+    if key.revoked_at is None:
+        key.revoked_at = now()
+
+
+def api_key_record(key: ApiKey) -> dict[str, object]:
+    """What may be shown of a key: never the key, nor its hash."""
+
+    def ts(value: float | None) -> int | None:
+        return int(value) if value is not None else None
+
+    return {
+        "key_id": key.pk,
+        "name": key.name,
+        "created_at": ts(key.created_at),
+        "expires_at": ts(key.expires_at),
+        "last_used_at": ts(key.last_used_at),
+        "revoked_at": ts(key.revoked_at),
+        "prefix": key.key_prefix or "",
+    }
 
 
 def tenant_id_for_key(session: Session, raw_key: str) -> str | None:

@@ -91,13 +91,16 @@ def due_priorities(session: Session, current: float | None = None) -> list[int]:
     return found
 
 
-def queue_depths(session: Session) -> dict[int, int]:
-    """Waiting messages per priority (for /status)."""
-    rows = session.execute(
+def queue_depths(session: Session, tenant_id: str | None = None) -> dict[int, int]:
+    """Waiting messages per priority, of one tenant or of all (for /status)."""
+    query = (
         select(Message.priority, func.count(Message.pk))
         .where(Message.status.in_(WAITING))
         .group_by(Message.priority)
-    ).all()
+    )
+    if tenant_id is not None:
+        query = query.where(Message.tenant_id == tenant_id)
+    rows = session.execute(query).all()
     depths = dict.fromkeys(PRIORITIES, 0)
     depths.update({int(p): int(c) for p, c in rows})
     return depths

@@ -21,7 +21,6 @@ from .errors import InvalidInput
 
 PRIORITIES = {0: "immediate", 1: "high", 2: "medium", 3: "low"}
 CONTENT_TYPES = ("plain", "html")
-FETCH_MODES_SUPPORTED = ("base64",)
 FETCH_MODES_KNOWN = ("base64", "filesystem", "http_url", "endpoint")
 # Headers that the message's own fields set; a custom header may not override them.
 RESERVED_HEADERS = frozenset(
@@ -263,7 +262,13 @@ def infer_fetch_mode(storage_path: str) -> str:
     return "endpoint"
 
 
+AUTH_METHODS = ("none", "basic", "bearer")
+CONTENT_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,250}$")
+
+
 def _attachment(index: int, raw: Any) -> dict[str, Any]:
+    """The shape of one attachment. Only ``base64`` content is here to check; the other
+    sources are fetched by the worker when the message is sent, never in the API request."""
     field = f"attachments[{index}]"
     if not isinstance(raw, dict):
         raise InvalidInput(f"{field}: must be an object with filename and storage_path")
@@ -271,36 +276,70 @@ def _attachment(index: int, raw: Any) -> dict[str, Any]:
     storage_path = raw.get("storage_path")
     if not isinstance(storage_path, str) or not storage_path:
         raise InvalidInput(f"{field}.storage_path: required, a non-empty string")
+    if "\x00" in storage_path:
+        raise InvalidInput(f"{field}.storage_path: must not contain NUL characters")
     fetch_mode = raw.get("fetch_mode") or infer_fetch_mode(storage_path)
     if fetch_mode not in FETCH_MODES_KNOWN:
         raise InvalidInput(f"{field}.fetch_mode: must be one of {', '.join(FETCH_MODES_KNOWN)}")
-    if fetch_mode not in FETCH_MODES_SUPPORTED:
-        raise InvalidInput(
-            f"{field}.fetch_mode: '{fetch_mode}' attachments are not supported by this version "
-            "yet; send the content inline as base64"
-        )
     marker = MD5_MARKER.search(filename)
     declared_md5 = raw.get("content_md5") or (marker.group(1) if marker else None)
+    if declared_md5 is not None and (
+        not isinstance(declared_md5, str) or not re.fullmatch(r"[0-9a-fA-F]{32}", declared_md5)
+    ):
+        raise InvalidInput(f"{field}.content_md5: must be 32 hexadecimal digits")
+    declared_md5 = declared_md5.lower() if declared_md5 else None
     clean_name = MD5_MARKER.sub("", filename).strip()
     if not clean_name or "/" in clean_name or "\\" in clean_name:
         raise InvalidInput(f"{field}.filename: must be a file name without a path")
-    encoded = storage_path.removeprefix("base64:")
-    try:
-        content = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"{field}.storage_path: not valid base64 content") from exc
-    actual_md5 = hashlib.md5(content, usedforsecurity=False).hexdigest()
-    if declared_md5 and declared_md5.lower() != actual_md5:
-        raise InvalidInput(f"{field}: content does not match its declared MD5 {declared_md5}")
+    if fetch_mode == "base64":
+        storage_path = storage_path.removeprefix("base64:")
+        try:
+            content = base64.b64decode(storage_path, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput(f"{field}.storage_path: not valid base64 content") from exc
+        actual_md5 = hashlib.md5(content, usedforsecurity=False).hexdigest()
+        if declared_md5 and declared_md5 != actual_md5:
+            raise InvalidInput(f"{field}: content does not match its declared MD5 {declared_md5}")
+        declared_md5 = actual_md5
+    elif fetch_mode == "http_url":
+        if not re.match(r"^https?://[^/?#\s]+", storage_path, re.IGNORECASE):
+            raise InvalidInput(f"{field}.storage_path: an http_url must be an http(s) URL")
     mime_type = raw.get("mime_type")
     if mime_type is not None and (
         not isinstance(mime_type, str) or not re.fullmatch(r"[\w.+-]+/[\w.+-]+", mime_type)
     ):
         raise InvalidInput(f"{field}.mime_type: must look like 'type/subtype'")
-    return {
+    content_id = raw.get("content_id")
+    if content_id is not None and (
+        not isinstance(content_id, str) or not CONTENT_ID.fullmatch(content_id.strip("<>"))
+    ):
+        raise InvalidInput(f"{field}.content_id: letters, digits and @._- only, no spaces")
+    stored = {
         "filename": clean_name,
         "fetch_mode": fetch_mode,
-        "storage_path": encoded,
+        "storage_path": storage_path,
         "mime_type": mime_type,
-        "content_md5": actual_md5,
+        "content_md5": declared_md5,
     }
+    if content_id:
+        stored["content_id"] = content_id.strip("<>")
+    auth = _attachment_auth(field, raw.get("auth"))
+    if auth is not None:
+        stored["auth"] = auth
+    return stored
+
+
+def _attachment_auth(field: str, value: Any) -> dict[str, Any] | None:
+    """Per-attachment credentials for ``endpoint`` and ``http_url`` fetches."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("method", "none") not in AUTH_METHODS:
+        raise InvalidInput(f"{field}.auth: must be {{'method': 'none'|'basic'|'bearer', ...}}")
+    auth = {"method": value.get("method", "none")}
+    for key in ("user", "password", "token"):
+        item = value.get(key)
+        if item is not None:
+            if not isinstance(item, str):
+                raise InvalidInput(f"{field}.auth.{key}: must be a string")
+            auth[key] = item
+    return auth

@@ -88,6 +88,69 @@ class Settings(BaseSettings):
         0.1, description="Polling interval in seconds of the embedded (SQLite) broker."
     )
     log_level: str = Field("INFO", description="Logging level of API and workers.")
+    attachment_root: Path | None = Field(
+        None,
+        description="Directory of `filesystem` attachments: a tenant reads only under "
+        "`<attachment_root>/<tenant id>` (no `..`, no absolute path outside it, no symlink "
+        "leading out). Unset: `filesystem` attachments fail with a permanent error.",
+    )
+    attachment_private_url_tenants: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Tenants whose `http_url` and `endpoint` attachments may reach loopback, "
+        "link-local and private addresses; for every other tenant such an address (after DNS "
+        "resolution, and after each redirect) is refused.",
+    )
+    attachment_fetch_timeout: float = Field(
+        30.0, description="Seconds one attachment fetch may take in all (connect and read)."
+    )
+    attachment_max_bytes: int = Field(
+        30 * 1024 * 1024,
+        description="Largest attachment fetched from any source; a bigger one is a permanent "
+        "error.",
+    )
+    attachment_fetch_concurrency: int = Field(
+        3, description="Attachments of one message fetched at the same time."
+    )
+    attachment_cache_dir: Path | None = Field(
+        None,
+        description="Directory of the disk cache of fetched attachments (by content MD5). "
+        "Default: `attachment-cache` in data_dir.",
+    )
+    attachment_cache_memory_bytes: int = Field(
+        64 * 1024 * 1024,
+        description="Bytes of attachment content kept in memory per worker process (LRU).",
+    )
+    attachment_cache_memory_item_bytes: int = Field(
+        1024 * 1024,
+        description="Largest attachment kept in the memory cache; bigger ones only on disk.",
+    )
+    attachment_cache_disk_bytes: int = Field(
+        1024 * 1024 * 1024,
+        description="Bytes the disk cache may hold; the oldest files are removed beyond it. "
+        "0 disables the disk cache.",
+    )
+    offload_link_ttl_days: float = Field(
+        7.0,
+        description="Default lifetime of the download links of offloaded attachments "
+        "(a tenant's `large_file_config.file_ttl_days` overrides it).",
+    )
+    offload_local_dir: Path | None = Field(
+        None,
+        description="Where the `local` storage backend keeps offloaded files. "
+        "Default: `offload` in data_dir.",
+    )
+    public_base_url: str | None = Field(
+        None,
+        description="Base URL recipients reach this instance's API at, for `local` storage "
+        "download links. Default: `http://<host>:<port>`.",
+    )
+
+    @field_validator("attachment_private_url_tenants", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.strip("[] ").split(",") if part.strip()]
+        return value
 
     @field_validator("retry_schedule", mode="before")
     @classmethod
@@ -122,6 +185,18 @@ class Settings(BaseSettings):
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or f"sqla+sqlite:///{self.data_path / 'broker.sqlite'}"
+
+    @property
+    def effective_attachment_cache_dir(self) -> Path:
+        return (self.attachment_cache_dir or self.data_path / "attachment-cache").expanduser()
+
+    @property
+    def effective_offload_local_dir(self) -> Path:
+        return (self.offload_local_dir or self.data_path / "offload").expanduser()
+
+    @property
+    def effective_public_base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def is_embedded_broker(self) -> bool:

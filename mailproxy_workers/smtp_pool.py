@@ -67,8 +67,12 @@ class SmtpConnectionPool:
         for endpoint in list(self._connections()):
             self.drop(endpoint)
 
-    def _tls_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.ca_file)
+    def _tls_context(self, endpoint: SmtpEndpoint) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if not endpoint.tls_verify:  # the account's explicit, visible opt-out
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def _open(self, endpoint: SmtpEndpoint) -> smtplib.SMTP:
         smtp: smtplib.SMTP
@@ -78,7 +82,7 @@ class SmtpConnectionPool:
                 endpoint.port,
                 local_hostname=self.helo_name,
                 timeout=self.timeout,
-                context=self._tls_context(),
+                context=self._tls_context(endpoint),
             )
         else:
             smtp = smtplib.SMTP(
@@ -87,7 +91,7 @@ class SmtpConnectionPool:
         try:
             smtp.ehlo()
             if endpoint.use_tls is None and smtp.has_extn("starttls"):
-                smtp.starttls(context=self._tls_context())
+                smtp.starttls(context=self._tls_context(endpoint))
                 smtp.ehlo()
             if endpoint.user:
                 smtp.login(endpoint.user, endpoint.password or "")

@@ -7,9 +7,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection, make_url
 
-import mailproxy_models.api_keys  # noqa: F401 - with the next two, registers every table
-import mailproxy_models.claims  # noqa: F401
-import mailproxy_models.lifecycle  # noqa: F401
+import mailproxy_models.tables  # noqa: F401 - registers every table on Base.metadata
 from mailproxy_models.db import Base, make_engine
 from mailproxy_models.settings import get_settings
 

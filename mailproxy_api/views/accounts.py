@@ -16,6 +16,7 @@ from mailproxy_models.accounts import (
 )
 from mailproxy_models.tenants import get_tenant
 
+from ..audit import audit, changed_fields
 from ..auth import current_caller, token_required
 from ..schemas import (
     AccountAnswerSchema,
@@ -46,6 +47,8 @@ def post_account(data: dict[str, Any]) -> dict[str, Any]:
     data["tenant_id"] = _tenant_scope(data.get("tenant_id"))
     box = current_app.extensions["mailproxy"].box
     account = upsert_account(db_session(), box, data)
+    details = changed_fields(data, ("password",))
+    audit("account.upsert", account.tenant_id, "account", account.id, details)
     return {"ok": True, "account": account_record(account)}
 
 
@@ -76,5 +79,7 @@ def get_one_account(query: dict[str, Any], account_id: str) -> dict[str, Any]:
 @blp.response(200, OkSchema)
 def remove_account(query: dict[str, Any], account_id: str) -> dict[str, Any]:
     """Delete an account; refused (409) while messages wait to leave through it."""
-    delete_account(db_session(), _tenant_scope(query.get("tenant_id")), account_id)
+    tenant_id = _tenant_scope(query.get("tenant_id"))
+    delete_account(db_session(), tenant_id, account_id)
+    audit("account.delete", tenant_id, "account", account_id)
     return {"ok": True}

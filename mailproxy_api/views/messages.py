@@ -49,9 +49,13 @@ def add_messages(data: dict[str, Any]) -> dict[str, Any]:
             description=f"At most {settings.max_messages_per_call} messages per call; "
             "split the batch.",
         )
+    caller = current_caller()
+    for message in data["messages"]:  # a tenant naming another tenant learns nothing of it
+        if isinstance(message, dict) and isinstance(message.get("tenant_id"), str):
+            caller.scope(message["tenant_id"] or None)
     limits = MessageLimits(settings.max_recipients_per_message, settings.max_headers_per_message)
     result = enqueue_messages(
-        db_session(), current_caller().tenant_id, data["messages"], limits, data["default_priority"]
+        db_session(), caller.tenant_id, data["messages"], limits, data["default_priority"]
     )
     if result.due_priorities:
         publisher = current_app.extensions["mailproxy_wakeups"]

@@ -40,8 +40,9 @@ def health() -> dict[str, Any]:
 @token_required
 @blp.response(200, StatusSchema)
 def status() -> dict[str, Any]:
-    """Version, uptime and waiting messages per priority (all tenants: counts only)."""
-    depths = queue_depths(db_session())
+    """Version, uptime and waiting messages per priority: the caller's tenant's, or for the
+    admin every tenant's."""
+    depths = queue_depths(db_session(), current_caller().tenant_id)
     return {
         "ok": True,
         "version": _version(),

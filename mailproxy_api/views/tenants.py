@@ -7,7 +7,13 @@ from typing import Any
 from flask import current_app
 from flask_smorest import Blueprint
 
-from mailproxy_models.api_keys import issue_api_key, revoke_api_keys
+from mailproxy_models.api_keys import (
+    api_key_record,
+    issue_api_key,
+    list_api_keys,
+    revoke_api_key,
+    revoke_api_keys,
+)
 from mailproxy_models.tenants import (
     create_tenant,
     delete_tenant,
@@ -17,10 +23,12 @@ from mailproxy_models.tenants import (
     update_tenant,
 )
 
+from ..audit import audit, changed_fields
 from ..auth import admin_required, current_caller, token_required
 from ..schemas import (
     ApiKeyAnswerSchema,
     ApiKeyInSchema,
+    ApiKeyListSchema,
     OkSchema,
     TenantAnswerSchema,
     TenantInSchema,
@@ -30,6 +38,9 @@ from ..schemas import (
 from ..transaction import db_session
 
 blp = Blueprint("tenants", __name__, description="Tenants: applications sharing this instance")
+
+
+SECRETS = ("client_auth",)
 
 
 def _box() -> Any:
@@ -45,6 +56,7 @@ def post_tenant(data: dict[str, Any]) -> dict[str, Any]:
     session = db_session()
     tenant = create_tenant(session, _box(), data)
     api_key = issue_api_key(session, tenant.id, name="initial")
+    audit("tenant.create", tenant.id, "tenant", tenant.id, changed_fields(data, SECRETS))
     return {"ok": True, "tenant": tenant_record(tenant), "api_key": api_key}
 
 
@@ -70,6 +82,7 @@ def get_one_tenant(tenant_id: str) -> dict[str, Any]:
 def put_tenant(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     scope = current_caller().scope(tenant_id) or tenant_id
     tenant = update_tenant(db_session(), _box(), scope, data)
+    audit("tenant.update", scope, "tenant", scope, changed_fields(data, SECRETS))
     return {"ok": True, "tenant": tenant_record(tenant)}
 
 
@@ -79,6 +92,7 @@ def put_tenant(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
 def remove_tenant(tenant_id: str) -> dict[str, Any]:
     """Delete the tenant with its accounts, keys and messages."""
     delete_tenant(db_session(), tenant_id)
+    audit("tenant.delete", tenant_id, "tenant", tenant_id)
     return {"ok": True}
 
 
@@ -89,6 +103,7 @@ def remove_tenant(tenant_id: str) -> dict[str, Any]:
 def post_api_key(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     """Issue another key (old ones stay valid until revoked: rotate without downtime)."""
     key = issue_api_key(db_session(), tenant_id, data.get("expires_at"), data.get("name"))
+    audit("api_key.issue", tenant_id, "api_key", key[:12], {"name": data.get("name")})
     return {"ok": True, "api_key": key}
 
 
@@ -97,4 +112,25 @@ def post_api_key(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
 @blp.response(200, ApiKeyAnswerSchema)
 def delete_api_keys(tenant_id: str) -> dict[str, Any]:
     """Revoke every key of the tenant."""
-    return {"ok": True, "revoked": revoke_api_keys(db_session(), tenant_id)}
+    revoked = revoke_api_keys(db_session(), tenant_id)
+    audit("api_key.revoke_all", tenant_id, "api_key", None, {"revoked": revoked})
+    return {"ok": True, "revoked": revoked}
+
+
+@blp.route("/tenant/<tenant_id>/api-keys", methods=["GET"])
+@admin_required
+@blp.response(200, ApiKeyListSchema)
+def get_api_keys(tenant_id: str) -> dict[str, Any]:
+    """The tenant's keys: name, prefix, dates; never the key itself."""
+    keys = list_api_keys(db_session(), tenant_id)
+    return {"ok": True, "api_keys": [api_key_record(k) for k in keys]}
+
+
+@blp.route("/tenant/<tenant_id>/api-key/<int:key_id>", methods=["DELETE"])
+@admin_required
+@blp.response(200, OkSchema)
+def delete_api_key(tenant_id: str, key_id: int) -> dict[str, Any]:
+    """Revoke one key."""
+    revoke_api_key(db_session(), tenant_id, key_id)
+    audit("api_key.revoke", tenant_id, "api_key", str(key_id))
+    return {"ok": True}

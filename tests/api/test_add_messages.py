@@ -73,7 +73,6 @@ BAD_MESSAGES = [
     ("priority out of range", {"priority": 7}, "priority:"),
     ("content_type unknown", {"content_type": "rtf"}, "content_type:"),
     ("unknown account", {"account_id": "nope"}, "account_id:"),
-    ("other tenant", {"tenant_id": "someone-else"}, "tenant_id:"),
     (
         "bad base64 attachment",
         {"attachments": [{"filename": "a.pdf", "storage_path": "base64:%%"}]},
@@ -112,6 +111,14 @@ def test_invalid_message_is_rejected_with_a_reason_and_the_valid_ones_queued(
     (rejected,) = answer.json["rejected"]
     assert reason_part in rejected["reason"], rejected
     assert sorted(_stored_ids(stack)) == ["MSG-00000", "MSG-00001"]
+
+
+def test_tenant_token_naming_another_tenant_gets_404_and_stores_nothing(stack, tenant_key):
+    batch = make_messages(2)
+    batch[1]["tenant_id"] = "someone-else"
+    answer = _post(stack, tenant_key, {"messages": batch})
+    assert answer.status_code == 404 and "someone-else" in answer.json["error"]
+    assert _stored_ids(stack) == []
 
 
 def test_body_without_messages_is_a_400_naming_the_field(stack, tenant_key):

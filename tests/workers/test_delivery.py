@@ -162,3 +162,16 @@ def test_wrong_password_is_reported_as_an_authentication_failure():
     finally:
         pool.close_all()
         sink.stop()
+
+
+def test_account_that_opted_out_of_verification_accepts_an_untrusted_certificate():
+    sink = SMTPSink(tls=True, require_starttls=True)
+    sink.start()
+    pool = SmtpConnectionPool(timeout=5)
+    try:
+        endpoint = _endpoint(sink.port, use_tls=None, tls_verify=False)
+        assert deliver_one(pool, endpoint, _message(["a@example.org"])).kind == "sent"
+        assert sink.wait_for(1)[0].tls
+    finally:
+        pool.close_all()
+        sink.stop()

@@ -1,0 +1,3 @@
+"""Imports every table module, so ``Base.metadata`` is complete (migrations, drift checks)."""
+
+from . import accounts, api_keys, audit, events, messages, send_log, tenants  # noqa: F401
