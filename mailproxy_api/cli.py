@@ -7,16 +7,21 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from werkzeug.serving import make_server
 
 import mailproxy_models.migrate as migrate
-from mailproxy_models.instance import admin_token
+from mailproxy_models.db import session_scope
+from mailproxy_models.instance import admin_token, key_files, open_instance
+from mailproxy_models.key_rotation import count_stale_secrets, reencrypt_secrets
+from mailproxy_models.secrets_box import RELOAD_INTERVAL
 from mailproxy_models.settings import Settings, get_settings
 
 cli = typer.Typer(
@@ -141,6 +146,49 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision."
     url = get_settings().effective_database_url
     migrate.downgrade(url, revision)
     console.print(f"database at revision {migrate.current_revision(url)}")
+
+
+keys_cli = typer.Typer(help="Encryption keys of stored secrets.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    batch: Annotated[int, typer.Option(help="Rows re-encrypted per transaction.")] = 100,
+) -> None:
+    """Re-encrypt every stored secret under a new key while the service keeps running.
+
+    Embedded mode (key file in the data directory): a new key is made current, running
+    processes pick it up within a second and still read the old one, every secret is
+    re-encrypted, then the old key is retired. At scale (MAILPROXY_ENCRYPTION_KEY set): set
+    the new key there and the old one in MAILPROXY_PREVIOUS_ENCRYPTION_KEYS on every
+    process first; this re-encrypts what the old key wrote; then drop the old key.
+    """
+    settings = get_settings()
+    files = None if settings.encryption_key is not None else key_files(settings)
+    if files is not None:
+        new_id = files.rotate()
+        console.print(f"new current key {new_id}")
+        time.sleep(RELOAD_INTERVAL + 1)  # running processes now encrypt with the new key
+    instance = open_instance(settings)
+    with session_scope(instance.sessions) as session:
+        total = count_stale_secrets(session, instance.box)
+    done = 0
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task("re-encrypting secrets", total=total or 1)
+        while True:
+            with session_scope(instance.sessions) as session:
+                changed = reencrypt_secrets(session, instance.box, batch)
+            if not changed:
+                break
+            done += changed
+            progress.update(task, completed=min(done, total))
+        progress.update(task, completed=total or 1)
+    retired = files.retire_previous() if files is not None else 0
+    console.print(
+        f"{done} secrets re-encrypted under key {instance.box.key_id}; "
+        f"{retired} old key file(s) removed"
+    )
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import make_engine, make_session_factory
-from .secrets_box import SecretBox, load_or_create_key, write_private_file
+from .secrets_box import KeyFiles, SecretBox, decode_key, write_private_file
 from .settings import Settings
 
 
@@ -25,11 +25,25 @@ class Instance:
 def open_instance(settings: Settings) -> Instance:
     """Connect to the database and load (or, on first run, create) the encryption key."""
     engine = make_engine(settings.effective_database_url)
-    key = load_or_create_key(
-        settings.encryption_key.get_secret_value() if settings.encryption_key else None,
-        settings.data_path / "encryption.key",
-    )
-    return Instance(settings, engine, make_session_factory(engine), SecretBox(key))
+    return Instance(settings, engine, make_session_factory(engine), secret_box(settings))
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """Keys from the settings (at scale), else from key files in data_dir, re-read when a
+    rotation changes them."""
+    if settings.encryption_key is not None:
+        previous = [
+            decode_key(key, "MAILPROXY_PREVIOUS_ENCRYPTION_KEYS")
+            for key in settings.previous_encryption_keys
+        ]
+        return SecretBox(decode_key(settings.encryption_key.get_secret_value()), previous)
+    files = key_files(settings)
+    current, previous = files.load_or_create()
+    return SecretBox(current, previous, reload=files.load_or_create)
+
+
+def key_files(settings: Settings) -> KeyFiles:
+    return KeyFiles(settings.data_path / "encryption.key")
 
 
 def admin_token(settings: Settings) -> str:

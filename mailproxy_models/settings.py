@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         description="Base64 of 32 bytes (AES-256-GCM) for SMTP passwords and other secrets. "
         "Unset: generated once in data_dir/encryption.key (mode 0600).",
     )
+    previous_encryption_keys: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Comma-separated base64 keys still accepted for reading, during a key "
+        "rotation at scale (see docs/security.md).",
+    )
     host: str = Field("127.0.0.1", description="Address the API listens on (`mail-proxy start`).")
     port: int = Field(8000, description="Port the API listens on (`mail-proxy start`).")
     smtp_pool_ttl: int = Field(
@@ -157,6 +162,13 @@ class Settings(BaseSettings):
     def _split_schedule(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [int(part) for part in value.strip("[] ").split(",") if part.strip()]
+        return value
+
+    @field_validator("previous_encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @classmethod
