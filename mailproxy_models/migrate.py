@@ -11,7 +11,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 
-from . import api_keys, claims, lifecycle  # noqa: F401 - together they register every table
+from . import tables  # noqa: F401 - registers every table on Base.metadata
 from .db import Base, make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
