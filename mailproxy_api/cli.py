@@ -24,6 +24,8 @@ from mailproxy_models.key_rotation import count_stale_secrets, reencrypt_secrets
 from mailproxy_models.secrets_box import RELOAD_INTERVAL
 from mailproxy_models.settings import Settings, get_settings
 
+from .cli_admin import tenants_cli, tokens_cli
+
 cli = typer.Typer(
     help="mailproxy: transactional email proxy.",
     no_args_is_help=True,
@@ -103,7 +105,7 @@ def start(
     migrate.upgrade(settings.effective_database_url)
     token = admin_token(settings)
 
-    from .app import create_app
+    from .app import create_app  # the API's imports are needed by this command only
 
     app = create_app(settings)
     server = make_server(settings.host, settings.port, app, threaded=True)
@@ -150,6 +152,8 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision."
 
 keys_cli = typer.Typer(help="Encryption keys of stored secrets.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(tenants_cli, name="tenants")
+cli.add_typer(tokens_cli, name="tokens")
 
 
 @keys_cli.command("rotate")
@@ -192,6 +196,7 @@ def keys_rotate(
 
 
 def main() -> None:
+    """Exit codes: 0 done, 1 refused or failed (the message says why), 2 bad usage."""
     try:
         cli()
     except Exception as exc:  # noqa: BLE001 - errors without tracebacks; the message says why
