@@ -49,6 +49,18 @@ def test_reposting_an_existing_id_does_not_queue_it_twice(stack, tenant_key):
     assert len(_stored_ids(stack)) == 3
 
 
+def test_internationalized_addresses_are_accepted(stack, tenant_key):
+    message = {
+        "id": "intl",
+        "from": "José <josé@example.com>",
+        "to": ["用户@例子.广告"],
+        "cc": ["Zoë <zoë@exämple.de>"],
+        "subject": "Grüße",
+    }
+    answer = _post(stack, tenant_key, {"messages": [message]})
+    assert answer.json == {"ok": True, "queued": 1, "rejected": []}
+
+
 def test_same_id_twice_in_one_batch_is_stored_once(stack, tenant_key):
     batch = make_messages(1) + make_messages(1)
     answer = _post(stack, tenant_key, {"messages": batch})
@@ -67,6 +79,8 @@ BAD_MESSAGES = [
     ("CR/LF in subject", {"subject": "Hi\r\nBcc: victim@example.org"}, "header injection"),
     ("LF in custom header", {"headers": {"X-A": "v\nBcc: x@example.org"}}, "headers.X-A"),
     ("reserved header", {"headers": {"From": "evil@example.com"}}, "headers:"),
+    ("too many headers", {"headers": {f"X-H{i}": "v" for i in range(51)}}, "at most 50"),
+    ("header value too long", {"headers": {"X-Long": "v" * 999}}, "headers.X-Long"),
     ("bad header name", {"headers": {"Bad Name": "v"}}, "headers:"),
     ("priority of wrong type", {"priority": "high"}, "priority:"),
     ("priority out of range", {"priority": 7}, "priority:"),

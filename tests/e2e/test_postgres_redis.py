@@ -124,3 +124,24 @@ def test_run_now_wakes_delivery_of_messages_that_became_due(
         assert stack.wait_all_status(1, "sent", timeout=10)[0]["deferred_ts"] == int(due)
     finally:
         stack.stop()
+
+
+def test_starttls_with_a_private_ca_and_login_on_the_real_stack(tmp_path, postgres_url, redis_url):
+    from tests.support.smtp_sink import SMTPSink
+    from tests.support.stack import Stack
+
+    sink = SMTPSink(tls=True, require_starttls=True, users={"mailer": "pw-1"}, auth_required=True)
+    sink.start()
+    stack = Stack(tmp_path, postgres_url, redis_url, smtp_ca_file=sink.cafile)
+    try:
+        key = stack.setup_tenant(
+            sink.port, account={"use_tls": None, "user": "mailer", "password": "pw-1"}
+        )
+        stack.start_worker("w1")
+        stack.call("POST", "/commands/add-messages", token=key, json={"messages": make_messages(3)})
+        received = sink.wait_for(3, timeout=30)
+        assert all(r.tls and r.login == "mailer" for r in received)
+        stack.wait_all_status(3, "sent", timeout=10)
+    finally:
+        stack.stop()
+        sink.stop()
