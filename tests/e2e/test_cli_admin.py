@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from werkzeug.serving import make_server
 
 from tests.support.servers import free_port
@@ -23,52 +25,47 @@ def _run(*args: str, url: str, token: str = ADMIN_TOKEN) -> subprocess.Completed
     return subprocess.run([MAIL_PROXY, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_tenants_and_tokens_from_the_command_line(tmp_path, sqlite_url):
+@pytest.fixture
+def served(tmp_path, sqlite_url) -> Iterator[tuple[Stack, str]]:
+    """The API on a real HTTP port, and its URL."""
     stack = Stack(tmp_path, sqlite_url, None)
-    port = free_port()
-    server = make_server("127.0.0.1", port, stack.app, threaded=True)
+    server = make_server("127.0.0.1", free_port(), stack.app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{port}"
     try:
-        created = _run("tenants", "create", "acme", "--name", "Acme", url=url)
-        assert created.returncode == 0, created.stderr
-        first_key = created.stdout.split("(shown once): ")[1].split()[0]
-        assert stack.call("GET", "/messages", token=first_key).status_code == 200
-
-        issued = _run(
-            "tokens", "create", "acme", "--name", "ci", "--expires-in-days", "30", url=url
-        )
-        second_key = issued.stdout.split("(shown once): ")[1].split()[0]
-        listed = json.loads(_run("tokens", "list", "acme", "--json", url=url).stdout)
-        assert [k["name"] for k in listed] == ["initial", "ci"] and listed[1]["expires_at"]
-        assert first_key not in json.dumps(listed)
-
-        revoked = _run("tokens", "revoke", "acme", str(listed[0]["key_id"]), url=url)
-        assert revoked.returncode == 0
-        assert stack.call("GET", "/messages", token=first_key).status_code == 401
-        assert stack.call("GET", "/messages", token=second_key).status_code == 200
-
-        table = _run("tenants", "list", url=url).stdout
-        assert "acme" in table and "Acme" in table
+        yield stack, f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         stack.stop()
 
 
-def test_refusals_exit_1_with_the_reason_and_no_traceback(tmp_path, sqlite_url):
-    stack = Stack(tmp_path, sqlite_url, None)
-    port = free_port()
-    server = make_server("127.0.0.1", port, stack.app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wrong = _run("tenants", "list", url=url, token="not-the-token")
-        assert wrong.returncode == 1 and "401" in wrong.stderr and "Traceback" not in wrong.stderr
-        _run("tenants", "create", "acme", url=url)
-        again = _run("tenants", "create", "acme", url=url)
-        assert again.returncode == 1 and "already exists" in again.stderr
-        down = _run("tenants", "list", url=f"http://127.0.0.1:{free_port()}")
-        assert down.returncode == 1 and "cannot reach" in down.stderr
-    finally:
-        server.shutdown()
-        stack.stop()
+def test_tenants_and_tokens_from_the_command_line(served):
+    stack, url = served
+    created = _run("tenants", "create", "acme", "--name", "Acme", url=url)
+    assert created.returncode == 0, created.stderr
+    first_key = created.stdout.split("(shown once): ")[1].split()[0]
+    assert stack.call("GET", "/messages", token=first_key).status_code == 200
+
+    issued = _run("tokens", "create", "acme", "--name", "ci", "--expires-in-days", "30", url=url)
+    second_key = issued.stdout.split("(shown once): ")[1].split()[0]
+    listed = json.loads(_run("tokens", "list", "acme", "--json", url=url).stdout)
+    assert [k["name"] for k in listed] == ["initial", "ci"] and listed[1]["expires_at"]
+    assert first_key not in json.dumps(listed)
+
+    revoked = _run("tokens", "revoke", "acme", str(listed[0]["key_id"]), url=url)
+    assert revoked.returncode == 0
+    assert stack.call("GET", "/messages", token=first_key).status_code == 401
+    assert stack.call("GET", "/messages", token=second_key).status_code == 200
+
+    table = _run("tenants", "list", url=url).stdout
+    assert "acme" in table and "Acme" in table
+
+
+def test_refusals_exit_1_with_the_reason_and_no_traceback(served):
+    _stack, url = served
+    wrong = _run("tenants", "list", url=url, token="not-the-token")
+    assert wrong.returncode == 1 and "401" in wrong.stderr and "Traceback" not in wrong.stderr
+    _run("tenants", "create", "acme", url=url)
+    again = _run("tenants", "create", "acme", url=url)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    down = _run("tenants", "list", url=f"http://127.0.0.1:{free_port()}")
+    assert down.returncode == 1 and "cannot reach" in down.stderr
