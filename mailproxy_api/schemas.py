@@ -210,6 +210,32 @@ class DeleteMessagesAnswerSchema(OkSchema):
     not_found = fields.List(fields.String())
 
 
+class CleanupSchema(Schema):
+    older_than_seconds = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={"description": "Default: the retention period (MAILPROXY_RETENTION_DAYS)."},
+    )
+    tenant_id = fields.String(validate=ID)
+
+
+class CleanupAnswerSchema(OkSchema):
+    removed = fields.Integer()
+
+
+class SyncStatusSchema(Schema):
+    tenant_id = fields.String()
+    client_sync_url = fields.String(allow_none=True)
+    last_sync_ts = fields.Integer(allow_none=True)
+    next_sync_ts = fields.Integer(allow_none=True)
+    failures = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    unreported = fields.Integer()
+
+
+class SyncStatusListSchema(OkSchema):
+    tenants = fields.List(fields.Nested(SyncStatusSchema))
+
+
 class MessageQuerySchema(Schema):
     tenant_id = fields.String(validate=ID)
     status = fields.String(validate=validate.OneOf(["pending", "deferred", "sent", "error"]))

@@ -133,6 +133,8 @@ def transition(
         "smtp_text": outcome.smtp_text,
         "details": outcome.details or None,
     }
+    if changes.get("status") == DEFERRED:  # the client's report says when we try again
+        event["details"] = {**(outcome.details or {}), "retry_at": changes["deferred_ts"]}
     return changes, event
 
 

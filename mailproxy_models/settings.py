@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -79,6 +80,27 @@ class Settings(BaseSettings):
         description="Delays in seconds before each retry after a temporary failure; "
         "after the last one the message ends in `error`.",
     )
+    report_batch_size: int = Field(
+        500, description="Most delivery-report entries sent to a client in one call."
+    )
+    report_sync_interval: float = Field(
+        10.0, description="Seconds between looks for tenants whose reports are due."
+    )
+    report_heartbeat: float = Field(
+        300.0,
+        description="A tenant with a sync URL is called at least this often (seconds), even "
+        "with nothing to report, unless it asked not to be (next_sync_after).",
+    )
+    report_timeout: float = Field(30.0, description="Timeout in seconds of a call to a client.")
+    report_backoff: Annotated[list[int], NoDecode] = Field(
+        [10, 30, 60, 300, 900],
+        description="Seconds to wait before calling a client again after each consecutive "
+        "failure; the last step repeats.",
+    )
+    retention_days: float = Field(
+        7.0, description="Reported messages older than this are purged; unreported never are."
+    )
+    cleanup_interval: float = Field(3600.0, description="Seconds between retention purges.")
     max_messages_per_call: int = Field(
         5000, description="Most messages accepted by one add-messages call."
     )
@@ -102,8 +124,9 @@ class Settings(BaseSettings):
     attachment_private_url_tenants: Annotated[list[str], NoDecode] = Field(
         [],
         description="Tenants whose `http_url` and `endpoint` attachments may reach loopback, "
-        "link-local and private addresses; for every other tenant such an address (after DNS "
-        "resolution, and after each redirect) is refused.",
+        "link-local and private addresses: `acme` (all of them) or `acme=10.1.0.0/16` (that "
+        "network). For every other tenant such an address (the one the name resolves to, and "
+        "after each redirect) is refused.",
     )
     attachment_fetch_timeout: float = Field(
         30.0, description="Seconds one attachment fetch may take in all (connect and read)."
@@ -144,6 +167,11 @@ class Settings(BaseSettings):
         description="Where the `local` storage backend keeps offloaded files. "
         "Default: `offload` in data_dir.",
     )
+    download_link_secret: SecretStr | None = Field(
+        None,
+        description="Key signing the download links of the `local` storage backend. "
+        "Unset: derived from the admin token (changing it then invalidates the links).",
+    )
     public_base_url: str | None = Field(
         None,
         description="Base URL recipients reach this instance's API at, for `local` storage "
@@ -154,10 +182,14 @@ class Settings(BaseSettings):
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [part.strip() for part in value.strip("[] ").split(",") if part.strip()]
+            value = [part.strip() for part in value.strip("[] ").split(",") if part.strip()]
+        for entry in value or []:
+            network = str(entry).partition("=")[2].strip()
+            if network:
+                ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
         return value
 
-    @field_validator("retry_schedule", mode="before")
+    @field_validator("retry_schedule", "report_backoff", mode="before")
     @classmethod
     def _split_schedule(cls, value: Any) -> Any:
         if isinstance(value, str):

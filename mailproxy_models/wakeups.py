@@ -28,6 +28,9 @@ QUEUE_BY_PRIORITY = {
 MAINTENANCE_QUEUE = "mail.maintenance"
 DELIVER_TASK = "mailproxy.deliver_due"
 SWEEP_TASK = "mailproxy.sweep"
+SYNC_DUE_TASK = "mailproxy.sync_reports_due"
+SYNC_TENANT_TASK = "mailproxy.sync_tenant_reports"
+PURGE_TASK = "mailproxy.purge_reported"
 # A publish that cannot reach the broker gives up fast: the request that caused it must not
 # hang, and the sweeper will find the messages anyway.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
@@ -81,6 +84,24 @@ def wake_delivery(app: Celery, priorities: Iterable[int]) -> int:
             log.warning(
                 "could not publish a delivery wake-up for priority %s", priority, exc_info=True
             )
+    return published
+
+
+def wake_report_sync(app: Celery, tenant_ids: Iterable[str]) -> int:
+    """Ask for a delivery-report sync of these tenants now; returns how many were published."""
+    published = 0
+    for tenant_id in tenant_ids:
+        try:
+            app.send_task(
+                SYNC_TENANT_TASK,
+                args=[tenant_id],
+                queue=MAINTENANCE_QUEUE,
+                retry=True,
+                retry_policy=PUBLISH_RETRY,
+            )
+            published += 1
+        except Exception:  # noqa: BLE001 - the beat's next look finds the tenant anyway
+            log.warning("could not publish a report sync for tenant %s", tenant_id, exc_info=True)
     return published
 
 

@@ -8,8 +8,15 @@ from __future__ import annotations
 from celery import Celery
 
 from mailproxy_models.settings import Settings, get_settings
-from mailproxy_models.wakeups import MAINTENANCE_QUEUE, SWEEP_TASK, make_celery_app
+from mailproxy_models.wakeups import (
+    MAINTENANCE_QUEUE,
+    PURGE_TASK,
+    SWEEP_TASK,
+    SYNC_DUE_TASK,
+    make_celery_app,
+)
 
+from .report_tasks import register_report_tasks
 from .tasks import register_tasks
 
 
@@ -20,9 +27,20 @@ def create_worker_app(settings: Settings) -> Celery:
             "task": SWEEP_TASK,
             "schedule": settings.sweep_interval,
             "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.sweep_interval},
-        }
+        },
+        "sync-reports": {
+            "task": SYNC_DUE_TASK,
+            "schedule": settings.report_sync_interval,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.report_sync_interval},
+        },
+        "purge-reported": {
+            "task": PURGE_TASK,
+            "schedule": settings.cleanup_interval,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.cleanup_interval},
+        },
     }
     register_tasks(app)
+    register_report_tasks(app)
     return app
 
 

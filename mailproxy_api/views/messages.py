@@ -7,6 +7,7 @@ from typing import Any
 from flask import abort, current_app
 from flask_smorest import Blueprint
 
+from mailproxy_models.db import now
 from mailproxy_models.events import events_of
 from mailproxy_models.message_validation import MessageLimits
 from mailproxy_models.messages import (
@@ -18,11 +19,14 @@ from mailproxy_models.messages import (
     message_record,
     message_records,
 )
+from mailproxy_models.reports import purge_reported
 
 from ..auth import current_caller, token_required
 from ..schemas import (
     AddMessagesAnswerSchema,
     AddMessagesSchema,
+    CleanupAnswerSchema,
+    CleanupSchema,
     DeleteMessagesAnswerSchema,
     DeleteMessagesSchema,
     MessageAnswerSchema,
@@ -71,6 +75,23 @@ def post_delete_messages(data: dict[str, Any]) -> dict[str, Any]:
     tenant_id = current_caller().scope(data.get("tenant_id"))
     removed, not_found = delete_messages(db_session(), tenant_id, data["ids"])
     return {"ok": True, "removed": removed, "not_found": not_found}
+
+
+@blp.route("/commands/cleanup-messages", methods=["POST"])
+@token_required
+@blp.arguments(CleanupSchema, required=False)
+@blp.response(200, CleanupAnswerSchema)
+def cleanup_messages(data: dict[str, Any]) -> dict[str, Any]:
+    """Remove reported messages older than the given age (default: the retention period).
+    Messages not yet reported to the client are never removed."""
+    data = data or {}
+    settings = current_app.extensions["mailproxy"].settings
+    age = data.get("older_than_seconds", settings.retention_days * 86400)
+    tenant_id = current_caller().scope(data.get("tenant_id"))
+    removed, session = 0, db_session()
+    while batch := purge_reported(session, now() - age, tenant_id):
+        removed += batch
+    return {"ok": True, "removed": removed}
 
 
 @blp.route("/messages", methods=["GET"])

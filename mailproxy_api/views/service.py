@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 
 from mailproxy_models.claims import due_priorities, queue_depths
 from mailproxy_models.message_validation import PRIORITIES
-from mailproxy_models.wakeups import wake_delivery
+from mailproxy_models.wakeups import wake_delivery, wake_report_sync
 
 from ..auth import current_caller, token_required
 from ..schemas import OkSchema, RunNowAnswerSchema, RunNowSchema, StatusSchema
@@ -57,8 +57,12 @@ def status() -> dict[str, Any]:
 @blp.arguments(RunNowSchema, required=False)
 @blp.response(200, RunNowAnswerSchema)
 def run_now(data: dict[str, Any]) -> dict[str, Any]:
-    """Wake delivery at once for every priority that has due messages."""
-    current_caller().scope((data or {}).get("tenant_id"))
+    """Wake delivery at once for every priority that has due messages, and the report sync
+    of the tenant (the caller's, or the one named by the admin)."""
+    tenant_id = current_caller().scope((data or {}).get("tenant_id"))
+    celery = current_app.extensions["mailproxy_celery"]
     priorities = due_priorities(db_session())
-    wake_delivery(current_app.extensions["mailproxy_celery"], priorities)
+    wake_delivery(celery, priorities)
+    if tenant_id is not None:
+        wake_report_sync(celery, [tenant_id])
     return {"ok": True, "woken": priorities}

@@ -14,6 +14,7 @@ from mailproxy_models.api_keys import (
     revoke_api_key,
     revoke_api_keys,
 )
+from mailproxy_models.reports import sync_status
 from mailproxy_models.tenants import (
     create_tenant,
     delete_tenant,
@@ -30,6 +31,7 @@ from ..schemas import (
     ApiKeyInSchema,
     ApiKeyListSchema,
     OkSchema,
+    SyncStatusListSchema,
     TenantAnswerSchema,
     TenantInSchema,
     TenantListSchema,
@@ -65,6 +67,14 @@ def post_tenant(data: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, TenantListSchema)
 def get_tenants() -> dict[str, Any]:
     return {"ok": True, "tenants": [tenant_record(t) for t in list_tenants(db_session())]}
+
+
+@blp.route("/tenants/sync-status", methods=["GET"])
+@admin_required
+@blp.response(200, SyncStatusListSchema)
+def get_sync_status() -> dict[str, Any]:
+    """Per tenant with a sync URL: last and next report sync, failures, unreported entries."""
+    return {"ok": True, "tenants": sync_status(db_session())}
 
 
 @blp.route("/tenant/<tenant_id>", methods=["GET"])
