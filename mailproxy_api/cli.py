@@ -24,7 +24,7 @@ from mailproxy_models.key_rotation import count_stale_secrets, reencrypt_secrets
 from mailproxy_models.secrets_box import RELOAD_INTERVAL
 from mailproxy_models.settings import Settings, get_settings
 
-from .cli_admin import tenants_cli, tokens_cli
+from .cli_admin import batches_cli, tenants_cli, tokens_cli
 
 cli = typer.Typer(
     help="mailproxy: transactional email proxy.",
@@ -154,6 +154,7 @@ keys_cli = typer.Typer(help="Encryption keys of stored secrets.", no_args_is_hel
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(tokens_cli, name="tokens")
+cli.add_typer(batches_cli, name="batches")
 
 
 @keys_cli.command("rotate")

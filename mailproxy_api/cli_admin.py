@@ -29,6 +29,8 @@ LOCAL = "http://127.0.0.1:8000"
 
 tenants_cli = typer.Typer(help="Tenants of an instance.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="API keys of a tenant.", no_args_is_help=True)
+batches_cli = typer.Typer(help="Suspend and activate a tenant or a batch.", no_args_is_help=True)
+Batch = Annotated[str | None, typer.Option("--batch", help="Only this batch code.")]
 
 
 def _when(ts: int | None) -> str:
@@ -122,3 +124,24 @@ def token_revoke(
     else:
         client.call("DELETE", f"/tenant/{tenant_id}/api-key/{key_id}")
         console.print(f"key {key_id} of {tenant_id} revoked")
+
+
+def _suspension(action: str, tenant_id: str, batch: str | None, url: str, token: str) -> None:
+    body: dict[str, Any] = {"tenant_id": tenant_id, **({"batch_code": batch} if batch else {})}
+    state = ApiClient(url, token).call("POST", f"/commands/{action}", json=body)
+    held = ", ".join(state["suspended_batches"]) or "none"
+    console.print(f"tenant {tenant_id}: active={state['active']}; suspended batches: {held}")
+
+
+@batches_cli.command("suspend")
+def batch_suspend(tenant_id: str, batch: Batch = None, url: Url = LOCAL, token: Token = "") -> None:
+    """Hold a tenant's messages, or one batch (--batch); they wait, nothing is lost."""
+    _suspension("suspend", tenant_id, batch, url, token)
+
+
+@batches_cli.command("activate")
+def batch_activate(
+    tenant_id: str, batch: Batch = None, url: Url = LOCAL, token: Token = ""
+) -> None:
+    """Release a tenant (and all its batches), or one batch (--batch)."""
+    _suspension("activate", tenant_id, batch, url, token)

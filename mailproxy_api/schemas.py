@@ -296,6 +296,19 @@ class RunNowAnswerSchema(OkSchema):
     woken = fields.List(fields.Integer(), metadata={"description": "Priorities woken"})
 
 
+class SuspensionSchema(Schema):
+    tenant_id = fields.String(validate=ID, metadata={"description": "Default: the token's tenant"})
+    batch_code = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Only this batch; without it, the whole tenant."},
+    )
+
+
+class SuspensionAnswerSchema(OkSchema):
+    active = fields.Boolean()
+    suspended_batches = fields.List(fields.String())
+
+
 class StatusSchema(OkSchema):
     version = fields.String()
     uptime_seconds = fields.Integer()

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from .db import now
 from .message_validation import PRIORITIES
 from .messages import WAITING, Message
+from .suspensions import not_suspended
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ def _claimable(current: float) -> Any:
         Message.status.in_(WAITING),
         Message.due_at <= current,
         or_(Message.lease_until.is_(None), Message.lease_until < current),
+        *not_suspended(),
     )
 
 

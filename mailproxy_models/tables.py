@@ -1,3 +1,13 @@
 """Imports every table module, so ``Base.metadata`` is complete (migrations, drift checks)."""
 
-from . import accounts, api_keys, audit, events, messages, reports, send_log, tenants  # noqa: F401
+from . import (  # noqa: F401
+    accounts,
+    api_keys,
+    audit,
+    events,
+    messages,
+    reports,
+    send_log,
+    suspensions,
+    tenants,
+)

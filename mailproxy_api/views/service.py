@@ -6,16 +6,26 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import current_app
+from flask import abort, current_app
 from flask_smorest import Blueprint
 
 from mailproxy_models.claims import due_priorities, queue_depths
 from mailproxy_models.message_validation import PRIORITIES
+from mailproxy_models.suspensions import activate, suspend, suspension_state
+from mailproxy_models.tenants import get_tenant
 from mailproxy_models.wakeups import wake_delivery, wake_report_sync
 
+from ..audit import audit
 from ..auth import current_caller, token_required
-from ..schemas import OkSchema, RunNowAnswerSchema, RunNowSchema, StatusSchema
-from ..transaction import db_session
+from ..schemas import (
+    OkSchema,
+    RunNowAnswerSchema,
+    RunNowSchema,
+    StatusSchema,
+    SuspensionAnswerSchema,
+    SuspensionSchema,
+)
+from ..transaction import after_commit, db_session
 
 blp = Blueprint("service", __name__, description="Service")
 
@@ -42,14 +52,53 @@ def health() -> dict[str, Any]:
 def status() -> dict[str, Any]:
     """Version, uptime and waiting messages per priority: the caller's tenant's, or for the
     admin every tenant's."""
-    depths = queue_depths(db_session(), current_caller().tenant_id)
+    caller, session = current_caller(), db_session()
+    depths = queue_depths(session, caller.tenant_id)
+    active = caller.tenant_id is None or get_tenant(session, caller.tenant_id).active
     return {
         "ok": True,
         "version": _version(),
         "uptime_seconds": int(time.time() - STARTED),
-        "active": True,
+        "active": active,
         "queue_depth": {PRIORITIES[p]: depth for p, depth in depths.items()},
     }
+
+
+@blp.route("/commands/suspend", methods=["POST"])
+@token_required
+@blp.arguments(SuspensionSchema)
+@blp.response(200, SuspensionAnswerSchema)
+def post_suspend(data: dict[str, Any]) -> dict[str, Any]:
+    """Hold the tenant's messages, or one batch of them: they wait, nothing is lost."""
+    tenant_id = _tenant_for(data)
+    session = db_session()
+    suspend(session, tenant_id, data.get("batch_code"))
+    target = ("batch", data["batch_code"]) if data.get("batch_code") else ("tenant", tenant_id)
+    audit(f"{target[0]}.suspend", tenant_id, target[0], target[1])
+    return {"ok": True, **suspension_state(session, tenant_id)}
+
+
+@blp.route("/commands/activate", methods=["POST"])
+@token_required
+@blp.arguments(SuspensionSchema)
+@blp.response(200, SuspensionAnswerSchema)
+def post_activate(data: dict[str, Any]) -> dict[str, Any]:
+    """Release the tenant (and all its held batches), or one batch; delivery wakes up."""
+    tenant_id = _tenant_for(data)
+    session = db_session()
+    activate(session, tenant_id, data.get("batch_code"))
+    target = ("batch", data["batch_code"]) if data.get("batch_code") else ("tenant", tenant_id)
+    audit(f"{target[0]}.activate", tenant_id, target[0], target[1])
+    publisher = current_app.extensions["mailproxy_wakeups"]
+    after_commit(lambda: publisher.request(PRIORITIES))
+    return {"ok": True, **suspension_state(session, tenant_id)}
+
+
+def _tenant_for(data: dict[str, Any]) -> str:
+    tenant_id = current_caller().scope(data.get("tenant_id"))
+    if tenant_id is None:
+        abort(422, description="tenant_id is required with the admin token.")
+    return tenant_id
 
 
 @blp.route("/commands/run-now", methods=["POST"])

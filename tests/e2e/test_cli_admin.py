@@ -69,3 +69,12 @@ def test_refusals_exit_1_with_the_reason_and_no_traceback(served):
     assert again.returncode == 1 and "already exists" in again.stderr
     down = _run("tenants", "list", url=f"http://127.0.0.1:{free_port()}")
     assert down.returncode == 1 and "cannot reach" in down.stderr
+
+
+def test_batches_suspended_and_activated_from_the_command_line(served):
+    stack, url = served
+    _run("tenants", "create", "acme", url=url)
+    held = _run("batches", "suspend", "acme", "--batch", "nov", url=url)
+    assert held.returncode == 0 and "suspended batches: nov" in held.stdout
+    released = _run("batches", "activate", "acme", url=url)
+    assert "active=True" in released.stdout and "suspended batches: none" in released.stdout
