@@ -16,9 +16,12 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from .accounts import Account
 from .db import now
+from .lifecycle import hold_over_limit
 from .message_validation import PRIORITIES
 from .messages import WAITING, Message
+from .ratelimits import capacity, limits_of, lock_account
 from .suspensions import not_suspended
 
 
@@ -49,8 +52,11 @@ def claim_due_messages(
     limit: int,
     lease_seconds: float,
     current: float | None = None,
+    rate_window_scale: float = 1.0,
 ) -> list[ClaimedMessage]:
-    """Claim up to ``limit`` due messages of one priority, oldest due first."""
+    """Claim up to ``limit`` due messages of one priority, oldest due first, within the
+    rate limits of their accounts; those over a limit are deferred to when the window has
+    room (or refused, per the account's ``limit_behavior``)."""
     current = now() if current is None else current
     candidates = (
         select(Message.pk)
@@ -61,6 +67,7 @@ def claim_due_messages(
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     pks = list(session.scalars(candidates))
+    pks = _within_rate_limits(session, pks, current, rate_window_scale)
     if not pks:
         return []
     token = uuid.uuid4().hex
@@ -106,3 +113,31 @@ def queue_depths(session: Session, tenant_id: str | None = None) -> dict[int, in
     depths = dict.fromkeys(PRIORITIES, 0)
     depths.update({int(p): int(c) for p, c in rows})
     return depths
+
+
+def _within_rate_limits(
+    session: Session, pks: list[int], current: float, scale: float
+) -> list[int]:
+    """The candidates their accounts may send now; the others deferred or refused."""
+    if not pks:
+        return pks
+    rows = session.execute(
+        select(Message.pk, Message.tenant_id, Message.account_id).where(Message.pk.in_(pks))
+    ).all()
+    order = {pk: index for index, pk in enumerate(pks)}
+    by_account: dict[tuple[str, str], list[int]] = {}
+    for row in sorted(rows, key=lambda r: order[r.pk]):
+        by_account.setdefault((row.tenant_id, row.account_id), []).append(row.pk)
+    allowed: set[int] = set(pks)
+    for (tenant_id, account_id), account_pks in by_account.items():
+        account = session.get(Account, (tenant_id, account_id))
+        limits = limits_of(account, scale) if account is not None else []
+        if account is None or not limits:
+            continue
+        lock_account(session, tenant_id, account_id)
+        room = capacity(session, account, limits, current, len(account_pks))
+        over = account_pks[room.allowed :]
+        if over:
+            hold_over_limit(session, over, account.limit_behavior, room.free_at, current)
+            allowed -= set(over)
+    return [pk for pk in pks if pk in allowed]

@@ -144,3 +144,33 @@ def _group_by_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     return list(groups.values())
+
+
+def hold_over_limit(
+    session: Session, pks: list[int], behavior: str, free_at: float, current: float
+) -> None:
+    """Messages over their account's rate limit: deferred to ``free_at`` (no attempt is
+    spent) or, with ``limit_behavior`` reject, ended in error."""
+    if behavior == "reject":
+        reason = "refused: the account's rate limit is reached (limit_behavior reject)"
+        changes: dict[str, Any] = {"status": ERROR, "error_ts": current, "error": reason}
+        kind = "error"
+    else:
+        reason = "rate limit of the account reached; waiting for the window to free up"
+        changes = {"status": DEFERRED, "deferred_ts": free_at, "due_at": free_at}
+        kind = "rate_limited"
+    session.execute(update(Message), [{"pk": pk, **changes} for pk in pks])
+    details = {"retry_at": free_at} if kind == "rate_limited" else None
+    session.execute(
+        insert(MessageEvent),
+        [
+            {
+                "message_pk": pk,
+                "ts": current,
+                "kind": kind,
+                "description": reason,
+                "details": details,
+            }
+            for pk in pks
+        ],
+    )

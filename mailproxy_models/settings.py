@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         7.0, description="Reported messages older than this are purged; unreported never are."
     )
     cleanup_interval: float = Field(3600.0, description="Seconds between retention purges.")
+    rate_window_scale: float = Field(
+        1.0,
+        description="Multiplies the rate-limit windows (minute, hour, day). Only for tests "
+        "and demonstrations: 0.1 makes a minute last 6 seconds.",
+    )
     max_messages_per_call: int = Field(
         5000, description="Most messages accepted by one add-messages call."
     )
