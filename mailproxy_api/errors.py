@@ -17,6 +17,7 @@ from mailproxy_models.errors import ConfigurationError, Conflict, InvalidInput, 
 
 log = logging.getLogger(__name__)
 
+DATABASE_DOWN = "The database is unavailable; retry shortly. Nothing was stored."
 STATUS_SENTENCES = {
     400: "The request is malformed: send a JSON body of the documented shape.",
     401: "Missing or invalid API token: send it in the X-API-Token header.",
@@ -24,6 +25,7 @@ STATUS_SENTENCES = {
     404: "No such resource.",
     405: "This method is not allowed on this path.",
     413: "The request body is too large.",
+    500: "Internal error; it was logged. Nothing was changed.",
     415: "Send the body as JSON (Content-Type: application/json).",
     422: "The request is well-formed but some fields are invalid.",
 }
@@ -87,9 +89,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError) -> tuple[Response, int]:
         log.error("database unavailable: %s", exc.orig)
-        return error_response(
-            503, "The database is unavailable; retry shortly. Nothing was stored."
-        )
+        return error_response(503, DATABASE_DOWN)
 
     @app.errorhandler(ConfigurationError)
     def _misconfigured(exc: ConfigurationError) -> tuple[Response, int]:

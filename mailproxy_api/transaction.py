@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from flask import Flask, current_app, g
 from flask.wrappers import Response
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailproxy_models.instance import Instance
+
+from .errors import DATABASE_DOWN, error_response
+
+log = logging.getLogger(__name__)
 
 
 def db_session() -> Session:
@@ -34,6 +40,15 @@ def install(app: Flask) -> None:
                 session.commit()
             else:
                 session.rollback()
+        except DBAPIError as exc:
+            # After the view, Flask would answer a bare 500. The database (or the connection
+            # to it) failed, so the change is not known to be stored: say so, and wake nothing.
+            log.error("commit failed: %s", exc.orig)
+            session.rollback()
+            g.pop("after_commit", None)
+            failed, status = error_response(503, DATABASE_DOWN)
+            failed.status_code = status
+            return failed
         finally:
             session.close()
         if response.status_code < 400:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 
 from celery import Celery
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailproxy_models.accounts import Account, SmtpEndpoint, smtp_endpoint
@@ -20,6 +22,7 @@ from .runtime import WorkerRuntime, worker_runtime
 log = logging.getLogger(__name__)
 # Outcomes are written in small groups: a worker killed mid-batch re-sends at most this many.
 RECORD_EVERY = 20
+RECORD_TRIES = 5
 FAN_OUT = 2
 
 
@@ -43,7 +46,13 @@ def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
     settings = runtime.instance.settings
     batch_size = settings.delivery_batch_size
     with session_scope(runtime.instance.sessions) as session:
-        claimed = claim_due_messages(session, priority, batch_size, settings.lease_seconds)
+        claimed = claim_due_messages(
+            session,
+            priority,
+            batch_size,
+            settings.lease_seconds,
+            rate_window_scale=settings.rate_window_scale,
+        )
         endpoints = _endpoints(session, runtime, claimed)
     if len(claimed) == batch_size:
         # More may be due. Two wake-ups, not one: a backlog then spreads over every free
@@ -91,9 +100,19 @@ def _endpoints(
 
 
 def _record(runtime: WorkerRuntime, outcomes: dict[int, AttemptOutcome]) -> None:
+    """Write outcomes, retrying on a lost database connection: these messages already left,
+    and an outcome not written means they would be sent again once their lease expires."""
     if not outcomes:
         return
     settings = runtime.instance.settings
-    with session_scope(runtime.instance.sessions) as session:
-        record_attempts(session, outcomes, runtime.name, settings.retry_schedule)
+    for attempt in range(RECORD_TRIES):
+        try:
+            with session_scope(runtime.instance.sessions) as session:
+                record_attempts(session, outcomes, runtime.name, settings.retry_schedule)
+            break
+        except DBAPIError as exc:
+            if attempt == RECORD_TRIES - 1 or not exc.connection_invalidated:
+                raise
+            log.warning("database connection lost while recording outcomes; retrying")
+            time.sleep(0.2 * (attempt + 1))
     outcomes.clear()
