@@ -15,7 +15,7 @@ from mailproxy_models.wakeups import WakeupPublisher, make_celery_app
 
 from . import errors, transaction
 from .schemas import ErrorSchema
-from .views import accounts, audit_log, messages, service, tenants
+from .views import accounts, audit_log, downloads, messages, service, tenants
 
 SWAGGER_ASSETS = "/docs/assets/"
 
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, instance: Instance | None = Non
             "security": [{"ApiToken": []}, {"Bearer": []}],
         },
     )
-    for module in (service, tenants, accounts, messages, audit_log):
+    for module in (service, tenants, accounts, messages, audit_log, downloads):
         api.register_blueprint(module.blp)
     # Registered after Api: its generic handler would otherwise answer in its own shape.
     errors.register_error_handlers(app)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .accounts import Account
+from .messages import WAITING, Message
 from .secrets_box import SecretBox
 from .tenants import Tenant
 
@@ -24,14 +25,51 @@ def _stale_client_auth(box: SecretBox, auth: dict[str, Any] | None) -> bool:
     return any(auth.get(f) and not box.is_current(auth[f]) for f in CLIENT_AUTH_SECRETS)
 
 
+def _stale_storage(box: SecretBox, config: dict[str, Any] | None) -> bool:
+    """Storage credentials of large_file_config (``storage_options.<name>_enc``)."""
+    options = (config or {}).get("storage_options") or {}
+    return any(
+        k.endswith("_enc") and isinstance(v, str) and not box.is_current(v)
+        for k, v in options.items()
+    )
+
+
+def _reencrypt_storage(box: SecretBox, config: dict[str, Any]) -> dict[str, Any]:
+    options = {
+        k: box.encrypt(box.decrypt(v)) if k.endswith("_enc") and isinstance(v, str) else v
+        for k, v in (config.get("storage_options") or {}).items()
+    }
+    return {**config, "storage_options": options}
+
+
+def _stale_attachment_auth(box: SecretBox, payload: dict[str, Any]) -> bool:
+    return any(
+        _stale_client_auth(box, attachment.get("auth"))
+        for attachment in payload.get("attachments") or []
+    )
+
+
+def _waiting_with_attachment_auth(session: Session) -> Any:
+    """Waiting messages (only those still fetch attachments) whose payload may hold
+    credentials; the JSON is checked in Python, the same on SQLite and PostgreSQL."""
+    return session.scalars(select(Message).where(Message.status.in_(WAITING)))
+
+
 def count_stale_secrets(session: Session, box: SecretBox) -> int:
     """How many rows hold a secret written under an older key."""
     passwords = session.scalars(
         select(Account.password_enc).where(Account.password_enc.is_not(None))
     )
     stale = sum(1 for value in passwords if value and not box.is_current(value))
-    auths = session.scalars(select(Tenant.client_auth))
-    return stale + sum(1 for auth in auths if _stale_client_auth(box, auth))
+    stale += sum(
+        1 for m in _waiting_with_attachment_auth(session) if _stale_attachment_auth(box, m.payload)
+    )
+    tenants = session.execute(select(Tenant.client_auth, Tenant.large_file_config))
+    return stale + sum(
+        1
+        for auth, config in tenants
+        if _stale_client_auth(box, auth) or _stale_storage(box, config)
+    )
 
 
 def reencrypt_secrets(session: Session, box: SecretBox, limit: int = 100) -> int:
@@ -47,11 +85,29 @@ def reencrypt_secrets(session: Session, box: SecretBox, limit: int = 100) -> int
     for tenant in session.scalars(select(Tenant)):
         if changed >= limit:
             return changed
-        if _stale_client_auth(box, tenant.client_auth):
-            auth = dict(tenant.client_auth or {})
-            for field in CLIENT_AUTH_SECRETS:
-                if auth.get(field):
-                    auth[field] = box.encrypt(box.decrypt(auth[field]))
-            tenant.client_auth = auth
+        stale_auth = _stale_client_auth(box, tenant.client_auth)
+        stale_storage = _stale_storage(box, tenant.large_file_config)
+        if stale_auth:
+            tenant.client_auth = _reencrypt_auth(box, tenant.client_auth or {})
+        if stale_storage:
+            tenant.large_file_config = _reencrypt_storage(box, tenant.large_file_config or {})
+        changed += int(stale_auth or stale_storage)
+    for message in _waiting_with_attachment_auth(session):
+        if changed >= limit:
+            return changed
+        if _stale_attachment_auth(box, message.payload):
+            payload = dict(message.payload)
+            payload["attachments"] = [
+                {**a, "auth": _reencrypt_auth(box, a["auth"])} if a.get("auth") else a
+                for a in payload["attachments"]
+            ]
+            message.payload = payload
             changed += 1
     return changed
+
+
+def _reencrypt_auth(box: SecretBox, auth: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **auth,
+        **{f: box.encrypt(box.decrypt(auth[f])) for f in CLIENT_AUTH_SECRETS if auth.get(f)},
+    }

@@ -33,7 +33,8 @@ from .db import Base, BigId, now
 from .errors import InvalidInput
 from .events import event_record, events_of
 from .message_validation import MessageLimits, normalize_message
-from .tenants import Tenant
+from .secrets_box import SecretBox
+from .tenants import Tenant, seal_client_auth
 
 PENDING, DEFERRED, SENT, ERROR = "pending", "deferred", "sent", "error"
 WAITING = (PENDING, DEFERRED)
@@ -88,6 +89,7 @@ def enqueue_messages(
     payloads: list[Any],
     limits: MessageLimits,
     default_priority: int = 2,
+    box: SecretBox | None = None,
 ) -> EnqueueResult:
     """Validate and insert a batch; invalid or duplicate messages are listed, not stored.
 
@@ -104,6 +106,7 @@ def enqueue_messages(
         try:
             message = normalize_message(raw, limits, default_priority)
             message["tenant_id"], message["account_id"] = resolver.resolve(message)
+            _seal_attachment_auth(message, box)
         except InvalidInput as exc:
             result.rejected.append(
                 {"id": str(raw_id) if raw_id is not None else "", "reason": str(exc)}
@@ -118,6 +121,15 @@ def enqueue_messages(
     current = now()
     _insert_new(session, [_row(message, current) for message in accepted], result)
     return result
+
+
+def _seal_attachment_auth(message: dict[str, Any], box: SecretBox | None) -> None:
+    """An attachment's own credentials are stored encrypted, like every other secret."""
+    for attachment in message["attachments"]:
+        if attachment.get("auth"):
+            if box is None:
+                raise InvalidInput("attachments: credentials need the instance's encryption key")
+            attachment["auth"] = seal_client_auth(box, attachment["auth"], None)
 
 
 def _row(message: dict[str, Any], current: float) -> dict[str, Any]:

@@ -38,8 +38,17 @@ TENANT_FIELDS = (
     "client_sync_path",
     "client_attachment_path",
     "rate_limits",
-    "large_file_config",
     "active",
+)
+LARGE_FILE_ACTIONS = ("warn", "reject", "rewrite")
+STORAGE_SCHEMES = ("local", "s3://", "gs://", "azure://")
+# storage_options entries stored encrypted (``<name>_enc``) and shown masked.
+STORAGE_SECRETS = (
+    "secret_access_key",
+    "session_token",
+    "connection_string",
+    "account_key",
+    "service_account_json",
 )
 
 
@@ -84,6 +93,70 @@ def _apply(tenant: Tenant, box: SecretBox, data: dict[str, Any]) -> None:
             setattr(tenant, field, data[field])
     if "client_auth" in data:
         tenant.client_auth = seal_client_auth(box, data["client_auth"], tenant.client_auth)
+    if "large_file_config" in data:
+        tenant.large_file_config = seal_large_file_config(
+            box, data["large_file_config"], tenant.large_file_config
+        )
+
+
+def seal_large_file_config(
+    box: SecretBox, given: dict[str, Any] | None, stored: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Check a large_file_config block and encrypt the storage credentials in it; a masked
+    credential keeps the stored one."""
+    if given is None:
+        return None
+
+    def invalid(field: str, why: str) -> InvalidInput:
+        return InvalidInput(
+            f"large_file_config.{field}: {why}", {f"large_file_config.{field}": [why]}
+        )
+
+    sealed = dict(given)
+    action = sealed.get("action", "warn")
+    if action not in LARGE_FILE_ACTIONS:
+        raise invalid("action", "must be warn, reject or rewrite")
+    for field in ("max_size_mb", "file_ttl_days"):
+        value = sealed.get(field)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise invalid(field, "must be a positive number")
+    url = sealed.get("storage_url") or "local"
+    if not isinstance(url, str) or not url.startswith(STORAGE_SCHEMES):
+        raise invalid(
+            "storage_url",
+            "must be local, s3://bucket/prefix, gs://bucket/prefix or azure://container/prefix",
+        )
+    options = sealed.get("storage_options") or {}
+    if not isinstance(options, dict):
+        raise invalid("storage_options", "must be an object")
+    previous = (stored or {}).get("storage_options") or {}
+    sealed_options: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in STORAGE_SECRETS:
+            if value == SECRET_MASK:
+                if previous.get(f"{key}_enc"):
+                    sealed_options[f"{key}_enc"] = previous[f"{key}_enc"]
+            elif value:
+                sealed_options[f"{key}_enc"] = box.encrypt(str(value))
+        elif not key.endswith("_enc"):
+            sealed_options[key] = value
+    sealed["storage_options"] = sealed_options
+    return sealed
+
+
+def public_large_file_config(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """large_file_config as the API shows it: storage credentials replaced by the mask."""
+    if not stored:
+        return stored
+    shown = dict(stored)
+    options = stored.get("storage_options") or {}
+    shown["storage_options"] = {
+        (key.removesuffix("_enc")): (SECRET_MASK if key.endswith("_enc") else value)
+        for key, value in options.items()
+    }
+    return shown
 
 
 def seal_client_auth(
@@ -108,6 +181,18 @@ def seal_client_auth(
     return sealed
 
 
+def open_auth(box: SecretBox, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A sealed auth block (client_auth, or an attachment's auth) with its secrets decrypted,
+    for the moment of the call that needs them."""
+    if not stored:
+        return None
+    auth: dict[str, Any] = {"method": stored.get("method", "none"), "user": stored.get("user")}
+    for secret in ("password", "token"):
+        if stored.get(f"{secret}_enc"):
+            auth[secret] = box.decrypt(stored[f"{secret}_enc"])
+    return auth
+
+
 def public_client_auth(stored: dict[str, Any] | None) -> dict[str, Any] | None:
     """client_auth as the API shows it: secrets replaced by the mask."""
     if not stored:
@@ -129,7 +214,7 @@ def tenant_record(tenant: Tenant) -> dict[str, Any]:
         "client_attachment_path": tenant.client_attachment_path,
         "client_auth": public_client_auth(tenant.client_auth),
         "rate_limits": tenant.rate_limits,
-        "large_file_config": tenant.large_file_config,
+        "large_file_config": public_large_file_config(tenant.large_file_config),
         "active": tenant.active,
         "created_at": int(tenant.created_at),
     }

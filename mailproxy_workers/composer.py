@@ -11,8 +11,13 @@ local parts) go through ``EmailMessage`` with the SMTPUTF8 policy.
 from __future__ import annotations
 
 import base64
+import html
 import mimetypes
 import quopri
+import re
+import secrets
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
 from email.header import Header
@@ -20,13 +25,32 @@ from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
+from email.utils import (
+    encode_rfc2231,
+    formataddr,
+    formatdate,
+    getaddresses,
+    make_msgid,
+    parseaddr,
+)
 from functools import lru_cache
 from typing import Any
+
+from .attachments import FetchedAttachment
 
 CORRELATION_HEADERS = ("X-Mailproxy-ID", "X-Genro-Mail-ID")
 # A batch repeats its sender: parse each distinct "Name <addr>" once per process.
 _parseaddr = lru_cache(maxsize=4096)(parseaddr)
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    """An attachment replaced by a link (large-file offload)."""
+
+    filename: str
+    size: int
+    url: str
+    expires_at: float
 
 
 @dataclass(frozen=True)
@@ -36,10 +60,36 @@ class Envelope:
     data: bytes
     message_id: str
     smtputf8: bool
+    # Set when attachments were fetched: the message as pieces written one after the
+    # other (fetched content is base64-encoded while it is sent); ``data`` is then empty.
+    segments: tuple[bytes | FetchedAttachment, ...] | None = None
+
+    def iter_data(self) -> Iterator[bytes]:
+        """The message in pieces, each ending at a line end."""
+        if self.segments is None:
+            yield self.data
+            return
+        for segment in self.segments:
+            if isinstance(segment, bytes):
+                yield segment
+            else:
+                yield from _base64_lines(segment)
+
+    def as_bytes(self) -> bytes:
+        return b"".join(self.iter_data())
 
 
-def compose(payload: dict[str, Any]) -> Envelope:
-    """Build the MIME message; raises ValueError if a header cannot be written safely."""
+def compose(
+    payload: dict[str, Any],
+    fetched: list[FetchedAttachment] | None = None,
+    links: list[DownloadLink] | None = None,
+) -> Envelope:
+    """Build the MIME message; raises ValueError if a header cannot be written safely.
+
+    Without ``fetched`` the attachments are the base64 ones stored in the payload. With it,
+    they are the fetched ones (the payload's list is then ignored) and the message is built
+    as segments, so that a large attachment is encoded while it is sent, never copied whole.
+    """
     recipients = _unique_addresses(payload["to"] + payload.get("cc", []) + payload.get("bcc", []))
     mail_from = _parseaddr(payload.get("return_path") or payload["from"])[1]
     sender_domain = _parseaddr(payload["from"])[1].rpartition("@")[2] or None
@@ -49,6 +99,9 @@ def compose(payload: dict[str, Any]) -> Envelope:
     for name, value in headers:
         if "\r" in value or "\n" in value or "\x00" in value:
             raise ValueError(f"header {name} contains a line break")
+    if fetched is not None or links:
+        segments = _compose_segments(payload, headers, fetched or [], links or [])
+        return Envelope(mail_from, recipients, b"", message_id, smtputf8, segments)
     if smtputf8:
         data = _compose_utf8(payload, headers)
     else:
@@ -144,7 +197,8 @@ def _crlf(text: str) -> str:
 def _attachment_part(attachment: dict[str, Any]) -> Message:
     maintype, _, subtype = _mime_type(attachment).partition("/")
     part = MIMEBase(maintype, subtype)
-    part.set_payload(attachment["storage_path"])  # already base64, as stored
+    encoded = attachment["storage_path"]  # already base64, as stored: in 76-column lines
+    part.set_payload("\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)))
     part["Content-Transfer-Encoding"] = "base64"
     filename = attachment["filename"]
     if filename.isascii():
@@ -187,3 +241,131 @@ def _unique_addresses(items: list[str]) -> list[str]:
             if address:
                 unique.setdefault(address.lower(), address)
     return list(unique.values())
+
+
+# -- messages with fetched attachments, built as segments -----------------------------------
+B64_LINE = 57  # bytes per 76-character base64 line
+B64_BLOCK = B64_LINE * 1024
+
+
+def _base64_lines(attachment: FetchedAttachment) -> Iterator[bytes]:
+    """The content as base64 in 76-character CRLF lines, a block at a time."""
+    for block in attachment.chunks(B64_BLOCK):
+        encoded = base64.b64encode(block)
+        yield b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + b"\r\n"
+
+
+def _compose_segments(
+    payload: dict[str, Any],
+    headers: list[tuple[str, str]],
+    fetched: list[FetchedAttachment],
+    links: list[DownloadLink],
+) -> tuple[bytes | FetchedAttachment, ...]:
+    top = "".join(_header_line(name, value) for name, value in headers) + "MIME-Version: 1.0\r\n"
+    is_html = payload.get("content_type") == "html"
+    text = _with_links(payload.get("body") or "", is_html, links)
+    subtype, encoding, encoded = _text_body({**payload, "body": text})
+    text_part = (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n{_crlf(encoded)}"
+    ).encode("ascii")
+    inline = [a for a in fetched if is_html and _inline_id(a, text)]
+    inline_ids = {id(a) for a in inline}
+    attached = [a for a in fetched if id(a) not in inline_ids]
+    segments: list[bytes | FetchedAttachment] = [top.encode("utf-8")]
+    if not fetched:
+        segments.append(text_part)
+        return tuple(segments)
+    body: list[bytes | FetchedAttachment] = [text_part]
+    if inline:
+        body = _multipart("related", [[text_part], *[_part(a, inline=True) for a in inline]])
+        if not attached:
+            segments += body
+            return tuple(segments)
+    segments += _multipart("mixed", [body, *[_part(a, inline=False) for a in attached]])
+    return tuple(segments)
+
+
+def _multipart(
+    subtype: str, parts: list[list[bytes | FetchedAttachment]]
+) -> list[bytes | FetchedAttachment]:
+    boundary = f"=_mailproxy_{secrets.token_hex(12)}"
+    pieces: list[bytes | FetchedAttachment] = [
+        f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'.encode()
+    ]
+    for part in parts:
+        pieces.append(f"--{boundary}\r\n".encode())
+        pieces += part
+    pieces.append(f"--{boundary}--\r\n".encode())
+    return pieces
+
+
+def _part(attachment: FetchedAttachment, inline: bool) -> list[bytes | FetchedAttachment]:
+    mime = _mime_type({"mime_type": attachment.mime_type, "filename": attachment.filename})
+    lines = [
+        f"Content-Type: {mime};{_parameter('name', attachment.filename)}",
+        "Content-Transfer-Encoding: base64",
+        f"Content-Disposition: {'inline' if inline else 'attachment'};"
+        + _parameter("filename", attachment.filename),
+    ]
+    if inline:
+        lines.append(f"Content-ID: <{attachment.content_id or attachment.filename}>")
+    return ["\r\n".join(lines).encode("ascii") + b"\r\n\r\n", attachment]
+
+
+def _parameter(key: str, value: str) -> str:
+    """A MIME parameter, folded; non-ASCII or long values per RFC 2231 (with continuations)."""
+    if value.isascii() and len(value) < 60 and '"' not in value and "\\" not in value:
+        return f'\r\n {key}="{value}"'
+    encoded = encode_rfc2231(value, "utf-8")
+    pieces = re.findall(r"%[0-9A-F]{2}|.", encoded.split("''", 1)[1])
+    sections, current = [], "utf-8''"
+    for piece in pieces:
+        if len(current) + len(piece) > 60:
+            sections.append(current)
+            current = ""
+        current += piece
+    sections.append(current)
+    if len(sections) == 1:
+        return f"\r\n {key}*={sections[0]}"
+    return "".join(f"\r\n {key}*{i}*={section};" for i, section in enumerate(sections))[:-1]
+
+
+def _inline_id(attachment: FetchedAttachment, html_body: str) -> bool:
+    """Inline when the HTML refers to it as ``cid:<content_id>`` (or ``cid:<filename>``)."""
+    content_id = attachment.content_id or attachment.filename
+    if f"cid:{content_id}" in html_body:
+        attachment.content_id = content_id
+        return True
+    return False
+
+
+def _with_links(body: str, is_html: bool, links: list[DownloadLink]) -> str:
+    """The body with a readable list of download links (offloaded attachments) at its end."""
+    if not links:
+        return body
+    until = time.strftime("%Y-%m-%d", time.gmtime(max(link.expires_at for link in links)))
+    if not is_html:
+        lines = [f"- {link.filename} ({_size(link.size)}): {link.url}" for link in links]
+        return (
+            body.rstrip("\n")
+            + f"\n\nLarge attachments, available for download until {until}:\n"
+            + "\n".join(lines)
+            + "\n"
+        )
+    items = "".join(
+        f'<li><a href="{html.escape(link.url)}">{html.escape(link.filename)}</a> '
+        f"({_size(link.size)})</li>"
+        for link in links
+    )
+    block = f"<hr><p>Large attachments, available for download until {until}:</p><ul>{items}</ul>"
+    closing = body.lower().rfind("</body>")
+    if closing == -1:
+        return body + block
+    return body[:closing] + block + body[closing:]
+
+
+def _size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{max(1, round(size / 1024))} KB"

@@ -12,15 +12,19 @@ import re
 import smtplib
 import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mailproxy_models.accounts import SmtpEndpoint
 from mailproxy_models.claims import ClaimedMessage
 from mailproxy_models.lifecycle import AttemptOutcome
 
-from .composer import Envelope, compose
+from .attachments import AttachmentError, AttachmentFetcher, FetchedAttachment, TenantSources
+from .composer import DownloadLink, Envelope, compose
+from .offload import Offloader
 from .smtp_pool import PooledConnection, SmtpConnectionPool
 
+LEADING_DOT = re.compile(rb"(?m)^\.")
 ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 
 
@@ -41,19 +45,75 @@ def _enhanced(text: str) -> str | None:
     return match.group(1) if match else None
 
 
+@dataclass(frozen=True)
+class AttachmentContext:
+    """How the attachments of one tenant's messages are fetched and, when large, offloaded."""
+
+    fetcher: AttachmentFetcher
+    sources: TenantSources
+    offload: Offloader | None = None
+
+
 def deliver_messages(
-    pool: SmtpConnectionPool, endpoint: SmtpEndpoint, messages: list[ClaimedMessage]
+    pool: SmtpConnectionPool,
+    endpoint: SmtpEndpoint,
+    messages: list[ClaimedMessage],
+    attachments: AttachmentContext | None = None,
 ) -> Iterator[tuple[ClaimedMessage, AttemptOutcome]]:
     """Send messages of one account over its pooled connection, yielding each outcome."""
     for message in messages:
-        yield message, deliver_one(pool, endpoint, message)
+        yield message, deliver_one(pool, endpoint, message, attachments)
 
 
 def deliver_one(
-    pool: SmtpConnectionPool, endpoint: SmtpEndpoint, message: ClaimedMessage
+    pool: SmtpConnectionPool,
+    endpoint: SmtpEndpoint,
+    message: ClaimedMessage,
+    attachments: AttachmentContext | None = None,
+) -> AttemptOutcome:
+    """One attempt. With an attachment context the attachments are fetched now (a failed
+    fetch is the attempt's outcome, temporary or permanent); without one, the base64
+    attachments stored in the payload are sent as they are."""
+    fetched: list[FetchedAttachment] = []  # every one fetched: all closed at the end
+    sent: list[FetchedAttachment] | None = None  # those still attached after offload
+    links: list[DownloadLink] = []
+    notes: list[str] = []
+    try:
+        if attachments is not None:
+            fetched = attachments.fetcher.fetch_all(
+                message.payload.get("attachments") or [], attachments.sources
+            )
+            sent = fetched
+            if attachments.offload is not None and fetched:
+                sent, links, notes = attachments.offload.apply(message, fetched)
+        outcome = _send(pool, endpoint, message, sent, links)
+    except AttachmentError as exc:
+        return AttemptOutcome(
+            "permanent" if exc.permanent else "temporary",
+            str(exc),
+            details={"attachment": exc.filename, "reason": exc.reason},
+        )
+    finally:
+        for item in fetched:
+            item.close()
+    if notes:
+        outcome = replace(
+            outcome,
+            description=f"{outcome.description}; {'; '.join(notes)}",
+            details={**outcome.details, "attachment_warnings": notes},
+        )
+    return outcome
+
+
+def _send(
+    pool: SmtpConnectionPool,
+    endpoint: SmtpEndpoint,
+    message: ClaimedMessage,
+    fetched: list[FetchedAttachment] | None,
+    links: list[DownloadLink],
 ) -> AttemptOutcome:
     try:
-        envelope = compose(message.payload)
+        envelope = compose(message.payload, fetched, links)
     except (ValueError, TypeError, KeyError) as exc:
         return AttemptOutcome("permanent", f"message cannot be built: {exc}")
     # A pooled connection the server closed while idle fails at MAIL FROM, before anything
@@ -114,7 +174,10 @@ def _transaction(pooled: PooledConnection, envelope: Envelope) -> AttemptOutcome
         # All refused: temporary if any refusal was, so the message is tried again.
         worst = min(refused.values(), key=lambda r: 0 if 400 <= r["code"] < 500 else 1)
         raise _Refused("RCPT TO", worst["code"], worst["text"], {"refused_recipients": refused})
-    code, reply = smtp.data(envelope.data)
+    if envelope.segments is None:
+        code, reply = smtp.data(envelope.data)
+    else:
+        code, reply = _stream_data(smtp, envelope)
     text = _decode(reply)
     if code != 250:
         _abort(smtp, code)
@@ -134,6 +197,19 @@ def _transaction(pooled: PooledConnection, envelope: Envelope) -> AttemptOutcome
         details=details,
         smtp_message_id=envelope.message_id,
     )
+
+
+def _stream_data(smtp: smtplib.SMTP, envelope: Envelope) -> tuple[int, bytes]:
+    """DATA written piece by piece (smtplib's ``data`` wants the whole message in memory
+    and copies it twice more). Every piece ends at a line end, so dot-stuffing per piece
+    is exact."""
+    code, reply = smtp.docmd("data")
+    if code != 354:
+        return code, reply
+    for piece in envelope.iter_data():
+        smtp.send(LEADING_DOT.sub(b"..", piece))
+    smtp.send(b".\r\n")
+    return smtp.getreply()
 
 
 def _abort(smtp: smtplib.SMTP, code: int) -> None:

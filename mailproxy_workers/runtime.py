@@ -11,8 +11,10 @@ import socket
 from dataclasses import dataclass
 
 from mailproxy_models.instance import Instance, open_instance
-from mailproxy_models.settings import get_settings
+from mailproxy_models.settings import Settings, get_settings
 
+from .attachment_cache import AttachmentCache
+from .attachments import AttachmentFetcher, FetchLimits
 from .smtp_pool import SmtpConnectionPool
 
 
@@ -22,6 +24,7 @@ class WorkerRuntime:
     pool: SmtpConnectionPool
     name: str
     pid: int
+    fetcher: AttachmentFetcher
 
 
 _runtime: WorkerRuntime | None = None
@@ -36,5 +39,21 @@ def worker_runtime() -> WorkerRuntime:
             pool=SmtpConnectionPool(settings.smtp_timeout, settings.smtp_ca_file),
             name=f"{socket.gethostname()}:{os.getpid()}",
             pid=os.getpid(),
+            fetcher=attachment_fetcher(settings),
         )
     return _runtime
+
+
+def attachment_fetcher(settings: Settings) -> AttachmentFetcher:
+    cache = AttachmentCache(
+        settings.effective_attachment_cache_dir,
+        memory_bytes=settings.attachment_cache_memory_bytes,
+        memory_item_bytes=settings.attachment_cache_memory_item_bytes,
+        disk_bytes=settings.attachment_cache_disk_bytes,
+    )
+    limits = FetchLimits(
+        timeout=settings.attachment_fetch_timeout,
+        max_bytes=settings.attachment_max_bytes,
+        concurrency=settings.attachment_fetch_concurrency,
+    )
+    return AttachmentFetcher(limits, cache)

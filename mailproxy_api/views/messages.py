@@ -58,8 +58,9 @@ def add_messages(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(message, dict) and isinstance(message.get("tenant_id"), str):
             caller.scope(message["tenant_id"] or None)
     limits = MessageLimits(settings.max_recipients_per_message, settings.max_headers_per_message)
+    box = current_app.extensions["mailproxy"].box
     result = enqueue_messages(
-        db_session(), caller.tenant_id, data["messages"], limits, data["default_priority"]
+        db_session(), caller.tenant_id, data["messages"], limits, data["default_priority"], box
     )
     if result.due_priorities:
         publisher = current_app.extensions["mailproxy_wakeups"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask import abort, current_app
 from flask_smorest import Blueprint
+from sqlalchemy.orm import Session
 
 from mailproxy_models.claims import due_priorities, queue_depths
 from mailproxy_models.message_validation import PRIORITIES
@@ -70,12 +72,7 @@ def status() -> dict[str, Any]:
 @blp.response(200, SuspensionAnswerSchema)
 def post_suspend(data: dict[str, Any]) -> dict[str, Any]:
     """Hold the tenant's messages, or one batch of them: they wait, nothing is lost."""
-    tenant_id = _tenant_for(data)
-    session = db_session()
-    suspend(session, tenant_id, data.get("batch_code"))
-    target = ("batch", data["batch_code"]) if data.get("batch_code") else ("tenant", tenant_id)
-    audit(f"{target[0]}.suspend", tenant_id, target[0], target[1])
-    return {"ok": True, **suspension_state(session, tenant_id)}
+    return _change_suspension(data, suspend, "suspend")
 
 
 @blp.route("/commands/activate", methods=["POST"])
@@ -84,13 +81,19 @@ def post_suspend(data: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, SuspensionAnswerSchema)
 def post_activate(data: dict[str, Any]) -> dict[str, Any]:
     """Release the tenant (and all its held batches), or one batch; delivery wakes up."""
-    tenant_id = _tenant_for(data)
-    session = db_session()
-    activate(session, tenant_id, data.get("batch_code"))
-    target = ("batch", data["batch_code"]) if data.get("batch_code") else ("tenant", tenant_id)
-    audit(f"{target[0]}.activate", tenant_id, target[0], target[1])
     publisher = current_app.extensions["mailproxy_wakeups"]
     after_commit(lambda: publisher.request(PRIORITIES))
+    return _change_suspension(data, activate, "activate")
+
+
+def _change_suspension(
+    data: dict[str, Any], change: Callable[[Session, str, str | None], None], verb: str
+) -> dict[str, Any]:
+    tenant_id = _tenant_for(data)
+    session = db_session()
+    change(session, tenant_id, data.get("batch_code"))
+    target = ("batch", data["batch_code"]) if data.get("batch_code") else ("tenant", tenant_id)
+    audit(f"{target[0]}.{verb}", tenant_id, target[0], target[1])
     return {"ok": True, **suspension_state(session, tenant_id)}
 
 

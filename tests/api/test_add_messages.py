@@ -214,3 +214,18 @@ def test_nul_character_anywhere_is_a_400(stack, tenant_key):
         == 400
     )
     assert _stored_ids(stack) == []
+
+
+def test_an_attachments_own_credentials_are_stored_encrypted(stack, tenant_key):
+    attachment = {
+        "filename": "a.pdf",
+        "storage_path": "https://files.example.com/a.pdf",
+        "auth": {"method": "basic", "user": "u", "password": "attachment-secret-9"},
+    }
+    answer = _post(stack, tenant_key, {"messages": make_messages(1, attachments=[attachment])})
+    assert answer.json["queued"] == 1
+    with stack.app.extensions["mailproxy"].engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT payload FROM messages").scalar_one()
+    assert "attachment-secret-9" not in str(stored) and "password_enc" in str(stored)
+    shown = stack.call("GET", "/message/MSG-00000", token=tenant_key).get_data(as_text=True)
+    assert "attachment-secret-9" not in shown
