@@ -39,6 +39,12 @@ class TenantInSchema(Schema):
     client_auth = fields.Nested(ClientAuthSchema, allow_none=True)
     rate_limits = fields.Dict(allow_none=True)
     large_file_config = fields.Dict(allow_none=True)
+    retry_schedule = fields.List(
+        fields.Integer(validate=validate.Range(min=1, max=7 * 86400)),
+        allow_none=True,
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "Seconds before each retry (default: the instance's)."},
+    )
     active = fields.Boolean()
 
 
@@ -56,6 +62,7 @@ class TenantOutSchema(Schema):
     client_auth = fields.Dict(allow_none=True)
     rate_limits = fields.Dict(allow_none=True)
     large_file_config = fields.Dict(allow_none=True)
+    retry_schedule = fields.List(fields.Integer(), allow_none=True)
     active = fields.Boolean()
     created_at = fields.Integer()
 
@@ -162,6 +169,10 @@ class AccountOutSchema(Schema):
     limit_behavior = fields.String()
     is_pec = fields.Boolean()
     is_default = fields.Boolean()
+    failing_since = fields.Integer(
+        allow_none=True, metadata={"description": "Set while the server refuses the login."}
+    )
+    failing_reason = fields.String(allow_none=True)
 
 
 class AccountAnswerSchema(OkSchema):

@@ -50,6 +50,9 @@ class Account(Base):
     limit_behavior: Mapped[str] = mapped_column(String(16), default="defer", nullable=False)
     is_pec: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Set when the server refused the account's credentials; cleared by the next success.
+    failing_since: Mapped[float | None] = mapped_column(Float)
+    failing_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float, default=now, nullable=False)
     updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now, nullable=False)
 
@@ -169,6 +172,10 @@ def account_record(account: Account) -> dict[str, Any]:
     """An account as the API shows it: the password never, only whether one is set."""
     record: dict[str, Any] = {field: getattr(account, field) for field in ACCOUNT_FIELDS}
     record.update(
-        id=account.id, tenant_id=account.tenant_id, has_password=bool(account.password_enc)
+        id=account.id,
+        tenant_id=account.tenant_id,
+        has_password=bool(account.password_enc),
+        failing_since=int(account.failing_since) if account.failing_since else None,
+        failing_reason=account.failing_reason,
     )
     return record

@@ -17,10 +17,15 @@ from typing import Any, Literal
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from .accounts import Account
 from .db import now
 from .events import MessageEvent
 from .messages import DEFERRED, ERROR, PENDING, SENT, Message
 from .send_log import SendLogEntry
+from .tenants import Tenant
+
+# How long a failing account's messages wait before its next try.
+ACCOUNT_FAILURE_DELAY = 60
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING: frozenset({SENT, DEFERRED, ERROR}),
@@ -29,7 +34,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ERROR: frozenset(),
 }
 
-OutcomeKind = Literal["sent", "temporary", "permanent"]
+# "account": the account failed (authentication), not the message: the message waits for
+# the account without spending an attempt.
+OutcomeKind = Literal["sent", "temporary", "permanent", "account"]
 
 
 @dataclass(frozen=True)
@@ -70,12 +77,19 @@ def record_attempts(
             Message.pk, Message.status, Message.attempts, Message.tenant_id, Message.account_id
         ).where(Message.pk.in_(list(outcomes)))
     ).all()
+    tenant_ids = {row.tenant_id for row in rows}
+    schedules = dict(
+        session.execute(
+            select(Tenant.id, Tenant.retry_schedule).where(Tenant.id.in_(tenant_ids))
+        ).all()
+    )
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     sends: list[dict[str, Any]] = []
     for row in rows:
         outcome = outcomes[row.pk]
-        changes, event = transition(row.status, row.attempts, outcome, retry_schedule, current)
+        schedule = schedules.get(row.tenant_id) or retry_schedule
+        changes, event = transition(row.status, row.attempts, outcome, schedule, current)
         updates.append({"pk": row.pk, **changes})
         events.append({"message_pk": row.pk, "worker": worker, **event})
         if outcome.kind == "sent":
@@ -89,9 +103,34 @@ def record_attempts(
             )
     for same_columns in _group_by_keys(updates):
         session.execute(update(Message), same_columns)
+    _note_account_health(session, rows, outcomes, current)
     session.execute(insert(MessageEvent), events)
     if sends:
         session.execute(insert(SendLogEntry), sends)
+
+
+def _note_account_health(
+    session: Session, rows: Any, outcomes: dict[int, AttemptOutcome], current: float
+) -> None:
+    """An account whose authentication failed is marked failing, with the reason; one that
+    sent a message is healthy again."""
+    failing: dict[tuple[str, str], str] = {}
+    healthy: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (row.tenant_id, row.account_id)
+        if outcomes[row.pk].kind == "account":
+            failing[key] = outcomes[row.pk].description
+        elif outcomes[row.pk].kind == "sent":
+            healthy.add(key)
+    for (tenant_id, account_id), reason in failing.items():
+        account = session.get(Account, (tenant_id, account_id))
+        if account is not None:
+            account.failing_since = account.failing_since or current
+            account.failing_reason = reason
+    for tenant_id, account_id in healthy - set(failing):
+        account = session.get(Account, (tenant_id, account_id))
+        if account is not None and account.failing_since is not None:
+            account.failing_since = account.failing_reason = None
 
 
 def transition(
@@ -106,11 +145,15 @@ def transition(
     A message already final (delivered a second time after its worker lost the lease)
     keeps its status; only the event records what happened.
     """
-    attempts += 1
+    if outcome.kind != "account":
+        attempts += 1
     changes: dict[str, Any] = {"claim_token": None, "lease_until": None, "attempts": attempts}
     kind, description = outcome.kind, outcome.description
     target = {"sent": SENT, "permanent": ERROR}.get(kind, DEFERRED)
-    delay = retry_delay(retry_schedule, attempts) if target == DEFERRED else None
+    if kind == "account":
+        delay: int | None = ACCOUNT_FAILURE_DELAY
+    else:
+        delay = retry_delay(retry_schedule, attempts) if target == DEFERRED else None
     if target == DEFERRED and delay is None:
         target, kind = ERROR, "permanent"
         description = f"gave up after {attempts} attempts: {outcome.description}"

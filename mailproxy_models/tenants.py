@@ -26,6 +26,8 @@ class Tenant(Base):
     # {"method": ..., "user": ..., "password_enc": ..., "token_enc": ...}; secrets encrypted.
     client_auth: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     rate_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Seconds before each retry, instead of the instance's MAILPROXY_RETRY_SCHEDULE.
+    retry_schedule: Mapped[list[int] | None] = mapped_column(JSON)
     large_file_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     created_at: Mapped[float] = mapped_column(Float, default=now, nullable=False)
@@ -38,6 +40,7 @@ TENANT_FIELDS = (
     "client_sync_path",
     "client_attachment_path",
     "rate_limits",
+    "retry_schedule",
     "active",
 )
 LARGE_FILE_ACTIONS = ("warn", "reject", "rewrite")
@@ -214,6 +217,7 @@ def tenant_record(tenant: Tenant) -> dict[str, Any]:
         "client_attachment_path": tenant.client_attachment_path,
         "client_auth": public_client_auth(tenant.client_auth),
         "rate_limits": tenant.rate_limits,
+        "retry_schedule": tenant.retry_schedule,
         "large_file_config": public_large_file_config(tenant.large_file_config),
         "active": tenant.active,
         "created_at": int(tenant.created_at),

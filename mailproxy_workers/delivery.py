@@ -60,9 +60,19 @@ def deliver_messages(
     messages: list[ClaimedMessage],
     attachments: AttachmentContext | None = None,
 ) -> Iterator[tuple[ClaimedMessage, AttemptOutcome]]:
-    """Send messages of one account over its pooled connection, yielding each outcome."""
+    """Send messages of one account over its pooled connection, yielding each outcome.
+
+    Once the account itself fails (authentication), the rest of its batch is not tried:
+    each message gets the same account-level outcome, which spends none of its retries."""
+    account_failure: AttemptOutcome | None = None
     for message in messages:
-        yield message, deliver_one(pool, endpoint, message, attachments)
+        if account_failure is not None:
+            yield message, account_failure
+            continue
+        outcome = deliver_one(pool, endpoint, message, attachments)
+        if outcome.kind == "account":
+            account_failure = outcome
+        yield message, outcome
 
 
 def deliver_one(
@@ -134,7 +144,7 @@ def _send(
         except smtplib.SMTPAuthenticationError as exc:
             text = _decode(exc.smtp_error)
             return AttemptOutcome(
-                "temporary",
+                "account",
                 f"authentication failed for account '{endpoint.account_id}': "
                 f"{exc.smtp_code} {text}",
                 smtp_code=exc.smtp_code,

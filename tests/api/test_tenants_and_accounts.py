@@ -140,3 +140,13 @@ def test_pagination_walks_every_message_once(stack):
     assert seen == [f"MSG-{i:05d}" for i in range(25)]
     bad = stack.call("GET", "/messages", token=key, query_string={"cursor": "garbage"})
     assert bad.status_code == 422 and "cursor" in bad.json["error"]
+
+
+def test_a_tenant_may_set_its_own_retry_schedule(stack):
+    key = stack.setup_tenant(2525)
+    answer = stack.call("PUT", "/tenant/acme", token=key, json={"retry_schedule": [30, 120]})
+    assert answer.json["tenant"]["retry_schedule"] == [30, 120]
+    bad = stack.call("PUT", "/tenant/acme", token=key, json={"retry_schedule": [0]})
+    assert bad.status_code == 422 and "retry_schedule" in bad.json["errors"]
+    account = stack.call("GET", "/account/main", token=key).json["account"]
+    assert account["failing_since"] is None and account["failing_reason"] is None

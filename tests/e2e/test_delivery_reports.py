@@ -211,3 +211,45 @@ def test_retention_purges_reported_messages_only(report_stack, smtp_sink, client
     assert answer.json == {"ok": True, "removed": 2}
     remaining = report_stack.all_messages()
     assert [m["id"] for m in remaining] == ["Q-00000", "Q-00001"]  # unreported: kept
+
+
+def test_a_hundred_thousand_unreported_outcomes_do_not_delay_another_tenant(
+    tmp_path, postgres_url, redis_url
+):
+    import sqlalchemy as sa
+
+    big, small = ClientApp().start(), ClientApp(status=503).start()
+    stack = Stack(tmp_path, postgres_url, redis_url, report_batch_size=500, **FAST)
+    try:
+        _tenant(stack, 2525, big, tenant_id="big")
+        _tenant(stack, 2525, small, tenant_id="small")
+        # The backlog as workers would have recorded it: 100,000 sent messages, one event
+        # each, none reported yet; and one for the small tenant.
+        with stack.app.extensions["mailproxy"].engine.begin() as conn:
+            for tenant, count in (("big", 100_000), ("small", 1)):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO messages (tenant_id, id, account_id, priority, status,"
+                        " payload, created_at, due_at, attempts, sent_ts)"
+                        " SELECT :t, :t || '-' || g, 'main', 2, 'sent', '{}', 0, 0, 1, 0"
+                        " FROM generate_series(1, :n) AS g"
+                    ),
+                    {"t": tenant, "n": count},
+                )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO message_events (message_pk, ts, kind, smtp_code) "
+                    "SELECT pk, extract(epoch FROM now()), 'sent', 250 FROM messages"
+                )
+            )
+        stack.start_worker("w1", concurrency=2, pool="prefork", beat=True)
+        wait_until(lambda: len(big.received) >= 5000, timeout=60)  # the backlog drains
+        small.status = 200
+        back = time.time()
+        wait_until(lambda: small.entries_for("small-1"), timeout=30, interval=0.05)
+        waited = time.time() - back
+        assert len(big.received) < 100_000 and waited < 5, (len(big.received), waited)
+    finally:
+        stack.stop()
+        big.stop()
+        small.stop()

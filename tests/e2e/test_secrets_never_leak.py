@@ -71,11 +71,11 @@ def test_no_secret_in_any_answer_or_log(tmp_path, postgres_url, redis_url, caplo
         stack.call("POST", "/commands/add-messages", token=key, json={"messages": good + bad})
         sink.wait_for(2, timeout=30)
 
-        def failed_twice():
-            records = stack.all_messages(status="error")
-            return len(records) == 2
+        def broken_account_marked_failing():
+            account = stack.call("GET", "/account/broken", token=key).json["account"]
+            return account["failing_since"] and len(stack.all_messages(status="deferred")) == 2
 
-        wait_until(failed_twice, timeout=60, interval=0.3)
+        wait_until(broken_account_marked_failing, timeout=60, interval=0.3)
         for path in (
             "/messages?include_history=true",
             "/accounts",

@@ -179,3 +179,44 @@ def test_concurrent_posts_of_the_same_ids_store_each_once(database_url):
         assert sum(len(r.rejected) for r in results) == 600
         with session_scope(sessions) as session:
             assert len(session.scalars(select(Message.pk)).all()) == 300
+
+
+def test_an_account_failure_spends_no_attempt_and_marks_the_account_failing(database_url):
+    from mailproxy_models.accounts import Account
+
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        enqueue(sessions, [message("m1")])
+        (claimed,) = _claim(sessions)
+        refused = AttemptOutcome("account", "authentication failed for account 'main': 535", 535)
+        current = now()
+        with session_scope(sessions) as session:
+            record_attempts(session, {claimed.pk: refused}, "w1", SCHEDULE, current)
+        row = _status(sessions, "m1")
+        assert (row.status, row.attempts) == ("deferred", 0) and row.due_at > current
+        with session_scope(sessions) as session:
+            account = session.get(Account, ("acme", "main"))
+            assert account.failing_since == current and "535" in account.failing_reason
+        (again,) = _claim(sessions, current=row.due_at)
+        sent = AttemptOutcome("sent", "accepted", 250, None, "OK")
+        with session_scope(sessions) as session:
+            record_attempts(session, {again.pk: sent}, "w1", SCHEDULE, row.due_at)
+        with session_scope(sessions) as session:
+            account = session.get(Account, ("acme", "main"))
+            assert account.failing_since is None and account.failing_reason is None
+
+
+def test_a_tenants_own_retry_schedule_wins(database_url):
+    from mailproxy_models.tenants import Tenant
+
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        with session_scope(sessions) as session:
+            session.get(Tenant, "acme").retry_schedule = [7]
+        enqueue(sessions, [message("m1")])
+        (claimed,) = _claim(sessions)
+        failure = AttemptOutcome("temporary", "451", 451, None, "later")
+        current = now()
+        with session_scope(sessions) as session:
+            record_attempts(session, {claimed.pk: failure}, "w1", SCHEDULE, current)
+        assert _status(sessions, "m1").deferred_ts == current + 7

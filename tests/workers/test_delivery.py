@@ -157,7 +157,7 @@ def test_wrong_password_is_reported_as_an_authentication_failure():
     try:
         endpoint = _endpoint(sink.port, user="u1", password="wrong")
         outcome = deliver_one(pool, endpoint, _message(["a@example.org"]))
-        assert outcome.kind == "temporary" and "authentication failed" in outcome.description
+        assert outcome.kind == "account" and "authentication failed" in outcome.description
         assert outcome.smtp_code == 535
     finally:
         pool.close_all()
@@ -172,6 +172,24 @@ def test_account_that_opted_out_of_verification_accepts_an_untrusted_certificate
         endpoint = _endpoint(sink.port, use_tls=None, tls_verify=False)
         assert deliver_one(pool, endpoint, _message(["a@example.org"])).kind == "sent"
         assert sink.wait_for(1)[0].tls
+    finally:
+        pool.close_all()
+        sink.stop()
+
+
+def test_after_a_refused_login_the_rest_of_the_batch_is_not_tried():
+    from mailproxy_workers.delivery import deliver_messages
+
+    sink = SMTPSink(users={"u1": "p1"}, auth_required=True)
+    sink.start()
+    pool = SmtpConnectionPool(timeout=5)
+    try:
+        endpoint = _endpoint(sink.port, user="u1", password="wrong")
+        batch = [_message(["a@example.org"], f"m{i}") for i in range(3)]
+        outcomes = [o for _m, o in deliver_messages(pool, endpoint, batch)]
+        assert [o.kind for o in outcomes] == ["account"] * 3
+        logins = [a for a in sink.handler.attempts if a[0] == "MAIL"]
+        assert logins == []  # never got as far as MAIL FROM
     finally:
         pool.close_all()
         sink.stop()
