@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from mailproxy_models.accounts import SmtpEndpoint
 from mailproxy_workers.attachment_cache import AttachmentCache
 from mailproxy_workers.attachments import (
     ALL_NETWORKS,
@@ -45,3 +47,19 @@ def loopback_tenant(tmp_path) -> TenantSources:
     root = tmp_path / "files" / "acme"
     root.mkdir(parents=True)
     return TenantSources("acme", filesystem_root=root, private_networks=ALL_NETWORKS)
+
+
+def loopback_endpoint(port: int, **overrides: Any) -> SmtpEndpoint:
+    """An account's connection settings for an SMTP server on loopback, plain by default."""
+    values: dict[str, Any] = dict(
+        tenant_id="acme",
+        account_id="main",
+        host="127.0.0.1",
+        port=port,
+        user=None,
+        password=None,
+        use_tls=False,
+        ttl=300,
+    )
+    values.update(overrides)
+    return SmtpEndpoint(**values)

@@ -13,27 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from mailproxy_models.accounts import SmtpEndpoint
 from mailproxy_models.claims import ClaimedMessage
 from mailproxy_workers.delivery import AttachmentContext, deliver_one
 from mailproxy_workers.smtp_pool import SmtpConnectionPool
 from tests.support.http_files import Route
-from tests.workers.conftest import make_fetcher
+from tests.workers.conftest import loopback_endpoint, make_fetcher
 
 SINK = Path(__file__).resolve().parents[1] / "support" / "smtp_sink.py"
-
-
-def _endpoint(port: int) -> SmtpEndpoint:
-    return SmtpEndpoint(
-        tenant_id="acme",
-        account_id="main",
-        host="127.0.0.1",
-        port=port,
-        user=None,
-        password=None,
-        use_tls=False,
-        ttl=300,
-    )
 
 
 def _message(
@@ -68,7 +54,7 @@ def test_fetched_attachment_arrives_with_its_bytes(
         "storage_path": file_server.url("/r.pdf"),
         "fetch_mode": "http_url",
     }
-    outcome = deliver_one(pool, _endpoint(smtp_sink.port), _message([attachment]), context)
+    outcome = deliver_one(pool, loopback_endpoint(smtp_sink.port), _message([attachment]), context)
     assert outcome.kind == "sent", outcome
     msg = smtp_sink.wait_for(1)[0].message()
     assert msg.get_body(("plain",)).get_content().splitlines() == [
@@ -93,7 +79,7 @@ def test_failed_fetch_is_the_outcome_with_a_clear_reason_and_nothing_is_sent(
         "storage_path": file_server.url("/f"),
         "fetch_mode": "http_url",
     }
-    outcome = deliver_one(pool, _endpoint(smtp_sink.port), _message([attachment]), context)
+    outcome = deliver_one(pool, loopback_endpoint(smtp_sink.port), _message([attachment]), context)
     assert outcome.kind == kind
     assert outcome.description.startswith("attachment 'f.pdf': ")
     assert f"answered {status}" in outcome.description
@@ -110,7 +96,7 @@ def test_md5_mismatch_is_permanent_and_never_sent(smtp_sink, pool, fetcher, loop
         "fetch_mode": "filesystem",
         "content_md5": hashlib.md5(b"what the client had").hexdigest(),
     }
-    outcome = deliver_one(pool, _endpoint(smtp_sink.port), _message([attachment]), context)
+    outcome = deliver_one(pool, loopback_endpoint(smtp_sink.port), _message([attachment]), context)
     assert outcome.kind == "permanent" and "declared MD5" in outcome.description
     assert smtp_sink.messages == []
 
@@ -134,7 +120,7 @@ def test_a_25_mb_attachment_is_streamed_without_copies_in_memory(tmp_path, pool,
         context = AttachmentContext(fetcher, loopback_tenant)
         attachment = {"filename": "big.bin", "storage_path": "big.bin", "fetch_mode": "filesystem"}
         tracemalloc.start()
-        outcome = deliver_one(pool, _endpoint(port), _message([attachment]), context)
+        outcome = deliver_one(pool, loopback_endpoint(port), _message([attachment]), context)
         _current, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert outcome.kind == "sent", outcome
@@ -171,8 +157,10 @@ def test_every_fetched_file_is_closed_after_the_attempt(
         {"filename": name, "storage_path": name, "fetch_mode": "filesystem"}
         for name in ("big1.bin", "big2.bin")
     ]
-    deliver_one(pool, _endpoint(smtp_sink.port), _message([]), context)  # pool connection open
+    deliver_one(
+        pool, loopback_endpoint(smtp_sink.port), _message([]), context
+    )  # pool connection open
     before = len(os.listdir("/proc/self/fd"))
-    outcome = deliver_one(pool, _endpoint(smtp_sink.port), _message(attachments), context)
+    outcome = deliver_one(pool, loopback_endpoint(smtp_sink.port), _message(attachments), context)
     assert outcome.kind == ("sent" if action == "rewrite" else "permanent"), outcome
     assert len(os.listdir("/proc/self/fd")) == before

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mailproxy_models.accounts import SmtpEndpoint
 from mailproxy_models.claims import ClaimedMessage
 from mailproxy_workers.delivery import deliver_one
 from mailproxy_workers.smtp_pool import SmtpConnectionPool
 from tests.support.servers import free_port
 from tests.support.smtp_sink import SMTPSink
-
-
-def _endpoint(port: int, **kwargs) -> SmtpEndpoint:
-    values = dict(
-        tenant_id="t",
-        account_id="a",
-        host="127.0.0.1",
-        port=port,
-        user=None,
-        password=None,
-        use_tls=False,
-        ttl=300,
-    )
-    values.update(kwargs)
-    return SmtpEndpoint(**values)
+from tests.workers.conftest import loopback_endpoint
 
 
 def _message(to: list[str], msg_id: str = "m1") -> ClaimedMessage:
@@ -51,14 +36,14 @@ def pool():
 
 
 def test_sent_only_with_the_250_and_its_text_kept(smtp_sink, pool):
-    outcome = deliver_one(pool, _endpoint(smtp_sink.port), _message(["a@example.org"]))
+    outcome = deliver_one(pool, loopback_endpoint(smtp_sink.port), _message(["a@example.org"]))
     assert outcome.kind == "sent"
     assert outcome.smtp_code == 250 and outcome.smtp_text == "OK: queued"
     assert smtp_sink.wait_for(1)[0].rcpt_tos == ["a@example.org"]
 
 
 def test_connection_is_reused_across_messages(smtp_sink, pool):
-    endpoint = _endpoint(smtp_sink.port)
+    endpoint = loopback_endpoint(smtp_sink.port)
     for i in range(3):
         assert deliver_one(pool, endpoint, _message(["a@example.org"], f"m{i}")).kind == "sent"
     peers = {r.peer for r in smtp_sink.wait_for(3)}
@@ -66,7 +51,7 @@ def test_connection_is_reused_across_messages(smtp_sink, pool):
 
 
 def test_connection_older_than_its_ttl_is_replaced(smtp_sink, pool):
-    endpoint = _endpoint(smtp_sink.port, ttl=0)
+    endpoint = loopback_endpoint(smtp_sink.port, ttl=0)
     for i in range(2):
         deliver_one(pool, endpoint, _message(["a@example.org"], f"m{i}"))
     assert len({r.peer for r in smtp_sink.wait_for(2)}) == 2
@@ -84,7 +69,7 @@ def test_connection_older_than_its_ttl_is_replaced(smtp_sink, pool):
 )
 def test_refused_recipient_is_classified_by_its_code(smtp_sink, pool, reply, kind):
     smtp_sink.rcpt_rules["x@example.org"] = reply
-    outcome = deliver_one(pool, _endpoint(smtp_sink.port), _message(["x@example.org"]))
+    outcome = deliver_one(pool, loopback_endpoint(smtp_sink.port), _message(["x@example.org"]))
     assert outcome.kind == kind
     assert outcome.smtp_code == int(reply[:3])
     assert outcome.enhanced_status == reply.split()[1]
@@ -93,7 +78,7 @@ def test_refused_recipient_is_classified_by_its_code(smtp_sink, pool, reply, kin
 
 def test_421_drops_the_connection_and_is_temporary(smtp_sink, pool):
     smtp_sink.rcpt_rules["busy@example.org"] = "421 4.3.2 Service not available"
-    endpoint = _endpoint(smtp_sink.port)
+    endpoint = loopback_endpoint(smtp_sink.port)
     assert deliver_one(pool, endpoint, _message(["busy@example.org"])).kind == "temporary"
     # The next message opens a fresh connection and goes through.
     assert deliver_one(pool, endpoint, _message(["ok@example.org"], "m2")).kind == "sent"
@@ -102,7 +87,7 @@ def test_421_drops_the_connection_and_is_temporary(smtp_sink, pool):
 def test_one_refused_recipient_among_several_is_reported_and_the_others_get_it(smtp_sink, pool):
     smtp_sink.rcpt_rules["gone@example.org"] = "550 5.1.1 No such user"
     outcome = deliver_one(
-        pool, _endpoint(smtp_sink.port), _message(["ok@example.org", "gone@example.org"])
+        pool, loopback_endpoint(smtp_sink.port), _message(["ok@example.org", "gone@example.org"])
     )
     assert outcome.kind == "sent"
     assert outcome.details["refused_recipients"] == {
@@ -113,13 +98,13 @@ def test_one_refused_recipient_among_several_is_reported_and_the_others_get_it(s
 
 def test_refusal_at_end_of_data_is_not_sent(smtp_sink, pool):
     smtp_sink.data_rules["spam@example.org"] = "554 5.7.1 Rejected as spam"
-    outcome = deliver_one(pool, _endpoint(smtp_sink.port), _message(["spam@example.org"]))
+    outcome = deliver_one(pool, loopback_endpoint(smtp_sink.port), _message(["spam@example.org"]))
     assert outcome.kind == "permanent" and outcome.smtp_code == 554
     assert "DATA" in outcome.description
 
 
 def test_refused_connection_is_temporary(pool):
-    outcome = deliver_one(pool, _endpoint(free_port()), _message(["a@example.org"]))
+    outcome = deliver_one(pool, loopback_endpoint(free_port()), _message(["a@example.org"]))
     assert outcome.kind == "temporary" and outcome.smtp_code is None
 
 
@@ -128,7 +113,7 @@ def test_login_and_starttls_with_verified_certificate():
     sink.start()
     pool = SmtpConnectionPool(timeout=5, ca_file=sink.cafile)
     try:
-        endpoint = _endpoint(sink.port, use_tls=None, user="u1", password="p1")
+        endpoint = loopback_endpoint(sink.port, use_tls=None, user="u1", password="p1")
         assert deliver_one(pool, endpoint, _message(["a@example.org"])).kind == "sent"
         received = sink.wait_for(1)[0]
         assert received.tls and received.login == "u1"
@@ -142,7 +127,9 @@ def test_untrusted_certificate_is_refused_not_ignored():
     sink.start()
     pool = SmtpConnectionPool(timeout=5)  # the sink's self-signed CA is not trusted
     try:
-        outcome = deliver_one(pool, _endpoint(sink.port, use_tls=None), _message(["a@example.org"]))
+        outcome = deliver_one(
+            pool, loopback_endpoint(sink.port, use_tls=None), _message(["a@example.org"])
+        )
         assert outcome.kind == "temporary" and "CERTIFICATE_VERIFY_FAILED" in outcome.description
         assert sink.messages == []
     finally:
@@ -155,7 +142,7 @@ def test_wrong_password_is_reported_as_an_authentication_failure():
     sink.start()
     pool = SmtpConnectionPool(timeout=5)
     try:
-        endpoint = _endpoint(sink.port, user="u1", password="wrong")
+        endpoint = loopback_endpoint(sink.port, user="u1", password="wrong")
         outcome = deliver_one(pool, endpoint, _message(["a@example.org"]))
         assert outcome.kind == "account" and "authentication failed" in outcome.description
         assert outcome.smtp_code == 535
@@ -169,7 +156,7 @@ def test_account_that_opted_out_of_verification_accepts_an_untrusted_certificate
     sink.start()
     pool = SmtpConnectionPool(timeout=5)
     try:
-        endpoint = _endpoint(sink.port, use_tls=None, tls_verify=False)
+        endpoint = loopback_endpoint(sink.port, use_tls=None, tls_verify=False)
         assert deliver_one(pool, endpoint, _message(["a@example.org"])).kind == "sent"
         assert sink.wait_for(1)[0].tls
     finally:
@@ -184,7 +171,7 @@ def test_after_a_refused_login_the_rest_of_the_batch_is_not_tried():
     sink.start()
     pool = SmtpConnectionPool(timeout=5)
     try:
-        endpoint = _endpoint(sink.port, user="u1", password="wrong")
+        endpoint = loopback_endpoint(sink.port, user="u1", password="wrong")
         batch = [_message(["a@example.org"], f"m{i}") for i in range(3)]
         outcomes = [o for _m, o in deliver_messages(pool, endpoint, batch)]
         assert [o.kind for o in outcomes] == ["account"] * 3
