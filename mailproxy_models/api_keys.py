@@ -8,7 +8,7 @@ import secrets
 from sqlalchemy import Float, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Base, now
+from .db import Base, now, unix_seconds
 from .errors import NotFound
 from .tenants import get_tenant
 
@@ -87,16 +87,13 @@ def revoke_api_key(session: Session, tenant_id: str, key_id: int) -> None:
 def api_key_record(key: ApiKey) -> dict[str, object]:
     """What may be shown of a key: never the key, nor its hash."""
 
-    def ts(value: float | None) -> int | None:
-        return int(value) if value is not None else None
-
     return {
         "key_id": key.pk,
         "name": key.name,
-        "created_at": ts(key.created_at),
-        "expires_at": ts(key.expires_at),
-        "last_used_at": ts(key.last_used_at),
-        "revoked_at": ts(key.revoked_at),
+        "created_at": unix_seconds(key.created_at),
+        "expires_at": unix_seconds(key.expires_at),
+        "last_used_at": unix_seconds(key.last_used_at),
+        "revoked_at": unix_seconds(key.revoked_at),
         "prefix": key.key_prefix or "",
     }
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, MetaData, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -34,6 +36,18 @@ class Base(DeclarativeBase):
 def now() -> float:
     """Current time as Unix seconds; every timestamp column holds this form."""
     return time.time()
+
+
+def unix_seconds(value: float | None) -> int | None:
+    """A timestamp column as the API shows it: whole Unix seconds, or None."""
+    return int(value) if value is not None else None
+
+
+def insert_for(session: Session, table: Any) -> Any:
+    """INSERT of the session's dialect, which offers ``on_conflict_do_nothing`` (PostgreSQL
+    and SQLite >= 3.24 both do; the generic INSERT does not)."""
+    dialect = session.get_bind().dialect.name
+    return {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect](table)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -24,12 +24,10 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .accounts import Account
-from .db import Base, BigId, now
+from .db import Base, BigId, insert_for, now, unix_seconds
 from .errors import InvalidInput
 from .events import event_record, events_of
 from .message_validation import MessageLimits, normalize_message
@@ -155,10 +153,8 @@ def _insert_new(session: Session, rows: list[dict[str, Any]], result: EnqueueRes
     calls without a prior look-up (PostgreSQL and SQLite >= 3.35 both support it)."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert_fn: Any = {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect]
     statement = (
-        insert_fn(Message)
+        insert_for(session, Message)
         .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
         .returning(Message.tenant_id, Message.id, Message.priority, Message.due_at)
     )
@@ -305,9 +301,6 @@ def account_has_waiting_messages(session: Session, tenant_id: str, account_id: s
 def message_record(message: Message, events: list[Any] | None = None) -> dict[str, Any]:
     """A message as the API shows it (timestamps as integer Unix seconds)."""
 
-    def ts(value: float | None) -> int | None:
-        return int(value) if value is not None else None
-
     record: dict[str, Any] = {
         "id": message.id,
         "tenant_id": message.tenant_id,
@@ -315,12 +308,12 @@ def message_record(message: Message, events: list[Any] | None = None) -> dict[st
         "priority": message.priority,
         "batch_code": message.batch_code,
         "status": message.status,
-        "created_at": ts(message.created_at),
-        "deferred_ts": ts(message.deferred_ts),
-        "sent_ts": ts(message.sent_ts),
-        "error_ts": ts(message.error_ts),
+        "created_at": unix_seconds(message.created_at),
+        "deferred_ts": unix_seconds(message.deferred_ts),
+        "sent_ts": unix_seconds(message.sent_ts),
+        "error_ts": unix_seconds(message.error_ts),
         "error": message.error,
-        "reported_ts": ts(message.reported_ts),
+        "reported_ts": unix_seconds(message.reported_ts),
         "attempts": message.attempts,
     }
     if events is not None:

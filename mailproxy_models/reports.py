@@ -25,11 +25,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Base
+from .db import Base, insert_for, unix_seconds
 from .events import MessageEvent
 from .messages import ERROR, SENT, Message
 from .tenants import Tenant
@@ -124,10 +122,9 @@ def claim_tenant_sync(
     session: Session, tenant_id: str, lease_seconds: float, current: float
 ) -> bool:
     """Take the tenant's sync lease; False if another worker holds it."""
-    insert_fn: Any = {"postgresql": pg_insert, "sqlite": sqlite_insert}[
-        session.get_bind().dialect.name
-    ]
-    session.execute(insert_fn(TenantSync).values(tenant_id=tenant_id).on_conflict_do_nothing())
+    session.execute(
+        insert_for(session, TenantSync).values(tenant_id=tenant_id).on_conflict_do_nothing()
+    )
     result = session.execute(
         update(TenantSync)
         .where(
@@ -233,9 +230,6 @@ def sync_status(session: Session, tenant_id: str | None = None) -> list[dict[str
     if tenant_id is not None:
         query = query.where(Tenant.id == tenant_id)
 
-    def ts(value: float | None) -> int | None:
-        return int(value) if value is not None else None
-
     statuses = []
     for tenant, state in session.execute(query).all():
         waits = [v for v in (state.retry_at, state.dnd_until) if v] if state else []
@@ -244,8 +238,8 @@ def sync_status(session: Session, tenant_id: str | None = None) -> list[dict[str
                 "tenant_id": tenant.id,
                 "client_sync_url": (tenant.client_base_url or "").rstrip("/")
                 + tenant.client_sync_path,
-                "last_sync_ts": ts(state.last_success_at) if state else None,
-                "next_sync_ts": ts(max(waits)) if waits else None,
+                "last_sync_ts": unix_seconds(state.last_success_at) if state else None,
+                "next_sync_ts": unix_seconds(max(waits)) if waits else None,
                 "failures": state.failures if state else 0,
                 "last_error": state.last_error if state else None,
                 "unreported": int(unreported.get(tenant.id, 0)),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, Index, String, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Float, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base, BigId
 
@@ -17,13 +17,3 @@ class SendLogEntry(Base):
     account_id: Mapped[str] = mapped_column(String(64), nullable=False)
     message_pk: Mapped[int] = mapped_column(BigId, nullable=False)
     ts: Mapped[float] = mapped_column(Float, nullable=False)
-
-
-def sends_since(session: Session, tenant_id: str, account_id: str, since: float) -> int:
-    """How many messages the account handed to its server since ``since``."""
-    query = select(func.count(SendLogEntry.pk)).where(
-        SendLogEntry.tenant_id == tenant_id,
-        SendLogEntry.account_id == account_id,
-        SendLogEntry.ts >= since,
-    )
-    return int(session.scalar(query) or 0)
