@@ -23,6 +23,7 @@ from .secrets_box import SecretBox
 from .tenants import get_tenant
 
 LIMIT_BEHAVIORS = ("defer", "reject")
+IMAP_PROCESSED_ACTIONS = ("seen", "move")
 
 
 class Account(Base):
@@ -53,6 +54,28 @@ class Account(Base):
     # Set when the server refused the account's credentials; cleared by the next success.
     failing_since: Mapped[float | None] = mapped_column(Float)
     failing_reason: Mapped[str | None] = mapped_column(Text)
+    # VERP: with a bounce address "bounces@example.com" the envelope sender of each message
+    # is "bounces+<message pk>@example.com", so a bounce is matched even by servers that
+    # drop the original's headers.
+    bounce_address: Mapped[str | None] = mapped_column(String(255))
+    # The mailbox where bounces and PEC receipts arrive (polled by beat when imap_host is set).
+    imap_host: Mapped[str | None] = mapped_column(String(255))
+    imap_port: Mapped[int | None] = mapped_column(Integer)
+    imap_user: Mapped[str | None] = mapped_column(String(255))
+    imap_password_enc: Mapped[str | None] = mapped_column(Text)
+    # True: implicit TLS (IMAPS); False: plain; None: STARTTLS when the server offers it.
+    imap_tls: Mapped[bool | None] = mapped_column(Boolean)
+    imap_tls_verify: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true(), nullable=False
+    )
+    imap_folder: Mapped[str] = mapped_column(
+        String(255), default="INBOX", server_default="INBOX", nullable=False
+    )
+    # What happens to a processed bounce or receipt: "seen" flags it, "move" moves it.
+    imap_processed: Mapped[str] = mapped_column(
+        String(16), default="seen", server_default="seen", nullable=False
+    )
+    imap_processed_folder: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[float] = mapped_column(Float, default=now, nullable=False)
     updated_at: Mapped[float] = mapped_column(Float, default=now, onupdate=now, nullable=False)
 
@@ -71,6 +94,15 @@ ACCOUNT_FIELDS = (
     "limit_behavior",
     "is_pec",
     "is_default",
+    "bounce_address",
+    "imap_host",
+    "imap_port",
+    "imap_user",
+    "imap_tls",
+    "imap_tls_verify",
+    "imap_folder",
+    "imap_processed",
+    "imap_processed_folder",
 )
 
 
@@ -88,8 +120,31 @@ class SmtpEndpoint:
     ttl: int
     tls_verify: bool = True
 
+    bounce_address: str | None = None
+
     def __repr__(self) -> str:  # never print the password
         return f"SmtpEndpoint({self.tenant_id}/{self.account_id} {self.host}:{self.port})"
+
+
+@dataclass(frozen=True)
+class ImapEndpoint:
+    """Where an account's bounces and receipts are read; plain values, password in clear."""
+
+    tenant_id: str
+    account_id: str
+    host: str
+    port: int
+    user: str | None
+    password: str | None
+    tls: bool | None
+    tls_verify: bool
+    folder: str
+    processed: str
+    processed_folder: str | None
+    is_pec: bool
+
+    def __repr__(self) -> str:  # never print the password
+        return f"ImapEndpoint({self.tenant_id}/{self.account_id} {self.host}:{self.port})"
 
 
 def get_account(session: Session, tenant_id: str, account_id: str) -> Account:
@@ -115,6 +170,7 @@ def upsert_account(session: Session, box: SecretBox, data: dict[str, Any]) -> Ac
             "limit_behavior must be defer or reject",
             {"limit_behavior": [f"'{behavior}' is not one of defer, reject"]},
         )
+    _check_imap_fields(data)
     account = session.get(Account, (data["tenant_id"], data["id"]))
     if account is None:
         if "host" not in data or "port" not in data:
@@ -133,12 +189,35 @@ def upsert_account(session: Session, box: SecretBox, data: dict[str, Any]) -> Ac
             setattr(account, field, data[field])
     if "password" in data:
         account.password_enc = box.encrypt(data["password"]) if data["password"] else None
+    if "imap_password" in data:
+        password = data["imap_password"]
+        account.imap_password_enc = box.encrypt(password) if password else None
+    if account.imap_processed == "move" and not account.imap_processed_folder:
+        raise InvalidInput(
+            "imap_processed move needs imap_processed_folder",
+            {"imap_processed_folder": ["required when imap_processed is move"]},
+        )
     if data.get("is_default"):
         for other in list_accounts(session, data["tenant_id"]):
             if other.id != account.id:
                 other.is_default = False
     session.flush()
     return account
+
+
+def _check_imap_fields(data: dict[str, Any]) -> None:
+    action = data.get("imap_processed")
+    if action is not None and action not in IMAP_PROCESSED_ACTIONS:
+        raise InvalidInput(
+            "imap_processed must be seen or move",
+            {"imap_processed": [f"'{action}' is not one of seen, move"]},
+        )
+    address = data.get("bounce_address")
+    if address is not None and (address.count("@") != 1 or "+" in address.split("@")[0]):
+        raise InvalidInput(
+            "bounce_address must be one address whose local part has no '+'",
+            {"bounce_address": ["mailproxy adds '+<message>' to the local part itself"]},
+        )
 
 
 def delete_account(session: Session, tenant_id: str, account_id: str) -> None:
@@ -165,6 +244,28 @@ def smtp_endpoint(account: Account, box: SecretBox) -> SmtpEndpoint:
         use_tls=account.use_tls,
         ttl=account.ttl,
         tls_verify=account.tls_verify,
+        bounce_address=account.bounce_address,
+    )
+
+
+def imap_endpoint(account: Account, box: SecretBox) -> ImapEndpoint | None:
+    """The account's bounce/receipt mailbox, None when it has none."""
+    if not account.imap_host:
+        return None
+    tls = account.imap_tls
+    return ImapEndpoint(
+        tenant_id=account.tenant_id,
+        account_id=account.id,
+        host=account.imap_host,
+        port=account.imap_port or (993 if tls else 143),
+        user=account.imap_user,
+        password=box.decrypt(account.imap_password_enc) if account.imap_password_enc else None,
+        tls=tls,
+        tls_verify=account.imap_tls_verify,
+        folder=account.imap_folder,
+        processed=account.imap_processed,
+        processed_folder=account.imap_processed_folder,
+        is_pec=account.is_pec,
     )
 
 
@@ -175,6 +276,7 @@ def account_record(account: Account) -> dict[str, Any]:
         id=account.id,
         tenant_id=account.tenant_id,
         has_password=bool(account.password_enc),
+        has_imap_password=bool(account.imap_password_enc),
         failing_since=int(account.failing_since) if account.failing_since else None,
         failing_reason=account.failing_reason,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from .errors import InvalidInput
 from .events import event_record, events_of
 from .message_validation import MessageLimits, normalize_message
 from .secrets_box import SecretBox
+from .suppression_list import normalize_address, refusal_reason, suppressed_among
 from .tenants import Tenant, seal_client_auth
 
 PENDING, DEFERRED, SENT, ERROR = "pending", "deferred", "sent", "error"
@@ -46,6 +48,8 @@ class Message(Base):
         # The claim query: waiting messages of one priority whose time has come, oldest first.
         Index("ix_messages_claim", "status", "priority", "due_at", "pk"),
         Index("ix_messages_tenant_batch", "tenant_id", "batch_code"),
+        # Receipts and bounces name the original by its Message-ID.
+        Index("ix_messages_tenant_smtp_message_id", "tenant_id", "smtp_message_id"),
     )
 
     pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -116,9 +120,39 @@ def enqueue_messages(
             continue
         seen.add(key)
         accepted.append(message)
+    accepted = _refuse_suppressed(session, accepted, result)
     current = now()
     _insert_new(session, [_row(message, current) for message in accepted], result)
     return result
+
+
+def _refuse_suppressed(
+    session: Session, messages: list[dict[str, Any]], result: EnqueueResult
+) -> list[dict[str, Any]]:
+    """Messages to an address on their tenant's suppression list are refused, with why.
+    One query per tenant in the batch."""
+    by_tenant: dict[str, set[str]] = {}
+    for message in messages:
+        by_tenant.setdefault(message["tenant_id"], set()).update(_recipients(message))
+    suppressed = {
+        tenant_id: suppressed_among(session, tenant_id, addresses)
+        for tenant_id, addresses in by_tenant.items()
+    }
+    kept = []
+    for message in messages:
+        listed = suppressed[message["tenant_id"]]
+        hit = next((a for a in _recipients(message) if normalize_address(a) in listed), None)
+        if hit is None:
+            kept.append(message)
+        else:
+            reason = refusal_reason(listed[normalize_address(hit)])
+            result.rejected.append({"id": message["id"], "reason": reason})
+    return kept
+
+
+def _recipients(message: dict[str, Any]) -> list[str]:
+    addresses = message["to"] + message.get("cc", []) + message.get("bcc", [])
+    return [parseaddr(a)[1] or a for a in addresses]
 
 
 def _seal_attachment_auth(message: dict[str, Any], box: SecretBox | None) -> None:

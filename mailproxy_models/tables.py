@@ -5,9 +5,12 @@ from . import (  # noqa: F401
     api_keys,
     audit,
     events,
+    inbound,
+    mailboxes,
     messages,
     reports,
     send_log,
+    suppression_list,
     suspensions,
     tenants,
 )

@@ -1,0 +1,194 @@
+"""Mail that came back (bounces, PEC receipts), recorded once as events on the message.
+
+The workers parse each mail into plain facts; this module finds the message they are
+about and records them. Every mail read from a mailbox gets a row in ``inbound_mail``
+keyed by the hash of its bytes, written in the same transaction as its events, so the
+same mail read twice (a crash before it was flagged, a reset UIDVALIDITY, a copy in
+another folder) records nothing the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint, insert, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .db import Base, BigId, insert_for
+from .events import MessageEvent
+from .messages import Message
+from .suppression_list import normalize_address, suppress
+
+# A receipt's own timestamp is used for its event unless it is this far from our clock.
+MAX_CLOCK_SKEW = 7 * 86400
+
+MAIL_KINDS = ("bounce", "pec_receipt", "auto_reply", "not_recognised", "unparseable")
+OUTCOMES = ("recorded", "duplicate", "uncorrelated", "ignored")
+
+
+class InboundMail(Base):
+    __tablename__ = "inbound_mail"
+    __table_args__ = (UniqueConstraint("tenant_id", "mail_key", name="uq_inbound_mail_key"),)
+
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
+    account_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    mail_key: Mapped[str] = mapped_column(String(64), nullable=False)  # sha256 of the bytes
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    message_pk: Mapped[int | None] = mapped_column(BigId)  # kept if the message is deleted
+    received_at: Mapped[float] = mapped_column(Float, nullable=False)
+    summary: Mapped[str | None] = mapped_column(Text)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """What a returned mail says about the message it is about."""
+
+    ids: tuple[str, ...] = ()  # X-Mailproxy-ID / X-Genro-Mail-ID: the client's message id
+    message_ids: tuple[str, ...] = ()  # Message-ID header of the original
+    verp_pks: tuple[int, ...] = ()  # from a VERP return path
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    kind: str  # bounce | pec_acceptance | pec_delivery | pec_error
+    description: str
+    recipients: tuple[str, ...] = ()
+    smtp_code: int | None = None
+    enhanced_status: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    ts: float | None = None
+    hard_bounce: bool = False  # its recipients go on the suppression list
+
+
+@dataclass(frozen=True)
+class InboundFacts:
+    kind: str  # one of MAIL_KINDS
+    summary: str
+    correlation: Correlation = Correlation()
+    events: tuple[InboundEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    outcome: str  # one of OUTCOMES
+    message_pk: int | None = None
+    events: int = 0
+    suppressed: tuple[str, ...] = ()
+
+
+def record_inbound_mail(
+    session: Session,
+    tenant_id: str,
+    account_id: str,
+    mail_key: str,
+    facts: InboundFacts,
+    current: float,
+) -> RecordResult:
+    """Record one mail read from the account's mailbox; safe to call twice with the same."""
+    taken = session.execute(
+        insert_for(session, InboundMail)
+        .values(
+            tenant_id=tenant_id,
+            account_id=account_id,
+            mail_key=mail_key,
+            kind=facts.kind,
+            outcome="ignored",
+            received_at=current,
+            summary=facts.summary[:2000],
+        )
+        .on_conflict_do_nothing()
+        .returning(InboundMail.pk)
+    ).scalar()
+    if taken is None:
+        return RecordResult("duplicate")
+    if not facts.events:
+        return RecordResult("ignored")
+    message = find_correlated(session, tenant_id, facts.correlation)
+    result = (
+        _record_events(session, message, facts.events, current)
+        if message is not None
+        else RecordResult("uncorrelated")
+    )
+    session.execute(
+        update(InboundMail)
+        .where(InboundMail.pk == taken)
+        .values(outcome=result.outcome, message_pk=result.message_pk)
+    )
+    return result
+
+
+def find_correlated(session: Session, tenant_id: str, correlation: Correlation) -> Message | None:
+    """The tenant's message a returned mail is about: by VERP, by our header, by Message-ID.
+    Never another tenant's, whatever the mail claims."""
+    candidates = [
+        (Message.pk.in_(correlation.verp_pks), bool(correlation.verp_pks)),
+        (Message.id.in_(correlation.ids), bool(correlation.ids)),
+        (
+            Message.smtp_message_id.in_(_id_forms(correlation.message_ids)),
+            bool(correlation.message_ids),
+        ),
+    ]
+    for condition, usable in candidates:
+        if usable:
+            query = select(Message).where(Message.tenant_id == tenant_id, condition).limit(1)
+            message = session.scalar(query)
+            if message is not None:
+                return message
+    return None
+
+
+def _id_forms(message_ids: tuple[str, ...]) -> list[str]:
+    """A Message-ID with and without its angle brackets: providers quote it either way."""
+    forms: set[str] = set()
+    for value in message_ids:
+        bare = value.strip().strip("<>").strip()
+        if bare:
+            forms.update({bare, f"<{bare}>"})
+    return sorted(forms)
+
+
+def _record_events(
+    session: Session, message: Message, events: tuple[InboundEvent, ...], current: float
+) -> RecordResult:
+    ours = message_recipients(message)
+    rows, suppressed = [], []
+    for event in events:
+        matched = [r for r in event.recipients if normalize_address(r) in ours]
+        details = dict(event.details)
+        if event.recipients and not matched:
+            # A forwarding address or a forged bounce: report it, but suppress nothing.
+            details["recipient_unmatched"] = True
+        if event.hard_bounce:
+            code = event.enhanced_status or event.smtp_code or "hard bounce"
+            for address in matched:
+                reason = f"{code}: {event.description}"
+                if suppress(
+                    session, message.tenant_id, address, "bounce", reason, message.id, current
+                ):
+                    suppressed.append(normalize_address(address))
+        ts = event.ts if event.ts and abs(event.ts - current) < MAX_CLOCK_SKEW else current
+        rows.append(
+            {
+                "message_pk": message.pk,
+                "ts": ts,
+                "kind": event.kind,
+                "description": event.description[:4000],
+                "smtp_code": event.smtp_code,
+                "enhanced_status": event.enhanced_status,
+                "details": details or None,
+            }
+        )
+    session.execute(insert(MessageEvent), rows)
+    return RecordResult("recorded", message.pk, len(rows), tuple(suppressed))
+
+
+def message_recipients(message: Message) -> set[str]:
+    payload = message.payload
+    addresses = payload.get("to", []) + payload.get("cc", []) + payload.get("bcc", [])
+    return {normalize_address(address) for _, address in getaddresses(addresses) if address}
