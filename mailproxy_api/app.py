@@ -10,12 +10,23 @@ from flask.wrappers import Response
 from flask_smorest import Api
 
 from mailproxy_models.instance import Instance, admin_token, open_instance
+from mailproxy_models.log_format import configure_logging
 from mailproxy_models.settings import Settings, get_settings
 from mailproxy_models.wakeups import WakeupPublisher, make_celery_app
 
 from . import errors, transaction
+from .metrics import install_metrics
 from .schemas import ErrorSchema
-from .views import accounts, audit_log, downloads, messages, service, tenants
+from .views import (
+    accounts,
+    audit_log,
+    downloads,
+    messages,
+    observability,
+    service,
+    suppressions,
+    tenants,
+)
 
 SWAGGER_ASSETS = "/docs/assets/"
 
@@ -39,6 +50,9 @@ def create_app(settings: Settings | None = None, instance: Instance | None = Non
         OPENAPI_SWAGGER_UI_URL=SWAGGER_ASSETS,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         MAILPROXY_ADMIN_TOKEN=admin_token(settings),
+        MAILPROXY_METRICS_TOKEN=(
+            settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        ),
         JSON_SORT_KEYS=False,
     )
     app.extensions["mailproxy"] = instance
@@ -46,6 +60,9 @@ def create_app(settings: Settings | None = None, instance: Instance | None = Non
     app.extensions["mailproxy_celery"] = celery
     app.extensions["mailproxy_wakeups"] = WakeupPublisher(celery)
     logging.getLogger("mailproxy_api").setLevel(settings.log_level)
+    if settings.log_format == "json":
+        configure_logging("json", settings.log_level)
+    app.extensions["mailproxy_metrics"] = install_metrics(app, instance.sessions)
 
     api = MailproxyApi(
         app,
@@ -60,8 +77,9 @@ def create_app(settings: Settings | None = None, instance: Instance | None = Non
             "security": [{"ApiToken": []}, {"Bearer": []}],
         },
     )
-    for module in (service, tenants, accounts, messages, audit_log, downloads):
+    for module in (service, tenants, accounts, messages, suppressions, audit_log, downloads):
         api.register_blueprint(module.blp)
+    api.register_blueprint(observability.blp)
     # Registered after Api: its generic handler would otherwise answer in its own shape.
     errors.register_error_handlers(app)
     transaction.install(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,11 +11,12 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 from werkzeug.serving import make_server
 
 import mailproxy_models.migrate as migrate
@@ -24,10 +26,22 @@ from mailproxy_models.key_rotation import count_stale_secrets, reencrypt_secrets
 from mailproxy_models.secrets_box import RELOAD_INTERVAL
 from mailproxy_models.settings import Settings, get_settings
 
-from .cli_admin import batches_cli, tenants_cli, tokens_cli
+from . import cli_contexts
+from .api_client import ApiClient, ApiError
+from .cli_admin import accounts_cli, batches_cli, tenants_cli, tokens_cli
+from .cli_contexts import CliUsageError, Context, ContextStore, Token, Url, connect, context_cli
+from .cli_instances import (
+    LocalInstance,
+    delete_instance,
+    instances_home,
+    start_in_background,
+    stop_instance,
+)
+from .cli_messages import messages_cli, run_now, send
 
 cli = typer.Typer(
-    help="mailproxy: transactional email proxy.",
+    help="mailproxy: transactional email proxy.\n\nExit codes: 0 done, 1 the API or the "
+    "operation failed (the message on stderr says why), 2 the command line is wrong.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -91,15 +105,71 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.wait(timeout=5)
 
 
+@cli.callback()
+def root(
+    context: Annotated[
+        str | None,
+        typer.Option("--context", help="Use this saved context instead of the current one."),
+    ] = None,
+) -> None:
+    cli_contexts.selected_context = context
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @cli.command()
 def start(
-    port: Annotated[int | None, typer.Option(help="API port (default 8000).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="A named local instance, in its own directory under $MAILPROXY_HOME "
+            "(default ~/.mailproxy/instances); without a name, the one in --data-dir.",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="API port (default 8000; a free one for a named instance).")
+    ] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Where the database, broker and keys live.")
     ] = None,
     host: Annotated[str | None, typer.Option(help="API address (default 127.0.0.1).")] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run a named instance in the background.")
+    ] = False,
+    background: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Run API, worker and scheduler together on the embedded default (SQLite, no servers)."""
+    instance = None
+    if name is not None:
+        if data_dir is not None:
+            raise CliUsageError(
+                "a named instance keeps its data in its own directory; "
+                "give a name or --data-dir, not both"
+            )
+        instance = LocalInstance.named(name)
+        data_dir, port = instance.path, port or _free_port()
+    elif detach:
+        raise CliUsageError("--detach needs an instance name: mail-proxy start NAME --detach")
+    if detach and instance is not None:
+        record = start_in_background(instance, port or 0, host or "127.0.0.1")
+        ContextStore().save(Context(instance.name, record["url"], record["admin_token"]), True)
+        console.print(
+            f"[bold green]mailproxy[/] instance {instance.name} running (pid {record['pid']})"
+        )
+        console.print(f"  API:         {record['url']}")
+        console.print(f"  Admin token: {record['admin_token']}")
+        console.print(f"  Data:        {instance.path}")
+        console.print(
+            f"  context {instance.name} saved and in use; stop it: mail-proxy stop {instance.name}"
+        )
+        return
     settings = _configure(data_dir, port, host)
     settings.data_path.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.effective_database_url)
@@ -111,6 +181,17 @@ def start(
     server = make_server(settings.host, settings.port, app, threaded=True)
     worker = _start_worker(settings)
     base = f"http://{settings.host}:{server.server_port}"
+    if instance is not None:
+        instance.write_record(
+            pid=os.getpid(),
+            worker_pid=worker.pid,
+            port=server.server_port,
+            url=base,
+            admin_token=token,
+            started_at=int(time.time()),
+        )
+        if not background:
+            ContextStore().save(Context(instance.name, base, token), make_current=True)
     console.print(f"[bold green]mailproxy[/] running, data in {settings.data_path}")
     console.print(f"  API:         {base}")
     console.print(f"  Swagger UI:  {base}/docs")
@@ -129,7 +210,113 @@ def start(
     finally:
         console.print("stopping worker...")
         _stop_worker(worker)
+        if instance is not None:
+            instance.write_record(pid=None, worker_pid=None)
         console.print("stopped.")
+
+
+@cli.command()
+def stop(name: Annotated[str, typer.Argument(help="Local instance name.")]) -> None:
+    """Stop a local instance (running deliveries finish first)."""
+    instance = LocalInstance.existing(name)
+    if stop_instance(instance):
+        console.print(f"instance {name} stopped")
+    else:
+        console.print(f"instance {name} is not running")
+
+
+@cli.command("list")
+def list_instances(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Local instances and whether they run."""
+    rows = [instance.summary() for instance in LocalInstance.all()]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"local instances ({instances_home()})")
+    for column in ("name", "state", "url", "pid", "dir"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *[
+                "-" if row[c] is None else str(row[c])
+                for c in ("name", "state", "url", "pid", "dir")
+            ]
+        )
+    console.print(table)
+
+
+@cli.command()
+def status(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="Local instance; without it, the API of the current context.", show_default=False
+        ),
+    ] = None,
+    url: Url = None,
+    token: Token = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Whether an instance runs, where, and its queue (the API's /status)."""
+    summary: dict[str, Any] = {}
+    if name is not None:
+        instance = LocalInstance.existing(name)
+        summary = instance.summary()
+        client = ApiClient(summary["url"] or "", instance.record().get("admin_token", ""))
+    else:
+        client = connect(url, token)
+        summary = {"url": client.base_url}
+    if summary.get("state", "running") == "running":
+        try:
+            summary["status"] = client.call("GET", "/status")
+        except ApiError as exc:
+            if name is None:
+                raise
+            summary["status"] = {"error": str(exc)}
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    if name is not None:
+        console.print(f"instance {name}: {summary['state']}", highlight=False)
+        if summary["state"] != "stopped":
+            console.print(f"  URL: {summary['url']}  pid: {summary['pid']}", highlight=False)
+        console.print(f"  dir: {summary['dir']}", highlight=False)
+    else:
+        console.print(f"API at {summary['url']}: running", highlight=False)
+    answer = summary.get("status")
+    if answer and "error" not in answer:
+        depth = ", ".join(f"{p} {n}" for p, n in answer["queue_depth"].items())
+        console.print(
+            f"  version {answer['version']}, up {answer['uptime_seconds']}s, "
+            f"active={answer['active']}; waiting: {depth}",
+            highlight=False,
+        )
+    elif answer:
+        console.print(f"  /status: {answer['error']}", highlight=False)
+
+
+@cli.command()
+def delete(
+    name: Annotated[str, typer.Argument(help="Local instance name.")],
+    force: Annotated[bool, typer.Option("--force", help="Stop it first if it runs.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Remove a local instance's directory: its database, keys and logs."""
+    instance = LocalInstance.existing(name)
+    if instance.running_pid() is not None:
+        if not force:
+            raise RuntimeError(f"instance {name} is running; stop it first or use --force")
+        stop_instance(instance)
+    if not yes:
+        typer.confirm(f"Delete instance {name} and everything in {instance.path}?", abort=True)
+    delete_instance(instance)
+    store = ContextStore()
+    contexts, _current = store.all()
+    if any(c.name == name and c.url == instance.record().get("url") for c in contexts):
+        store.delete(name)
+    console.print(f"instance {name} deleted")
 
 
 @db_cli.command("upgrade")
@@ -155,6 +342,11 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(tenants_cli, name="tenants")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(batches_cli, name="batches")
+cli.add_typer(accounts_cli, name="accounts")
+cli.add_typer(messages_cli, name="messages")
+cli.add_typer(context_cli, name="context")
+cli.command("send")(send)
+cli.command("run-now")(run_now)
 
 
 @keys_cli.command("rotate")
@@ -200,6 +392,13 @@ def main() -> None:
     """Exit codes: 0 done, 1 refused or failed (the message says why), 2 bad usage."""
     try:
         cli()
+    except CliUsageError as exc:
+        err_console.print(f"[red]usage error:[/] {exc}", highlight=False)
+        raise SystemExit(2) from exc
     except Exception as exc:  # noqa: BLE001 - errors without tracebacks; the message says why
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
         raise SystemExit(1) from exc
+
+
+if __name__ == "__main__":
+    main()

@@ -147,9 +147,55 @@ class AccountInSchema(Schema):
     is_default = fields.Boolean(
         metadata={"description": "Used by messages without account_id (mailproxy extension)."}
     )
+    bounce_address = fields.Email(
+        allow_none=True,
+        metadata={
+            "description": "VERP (mailproxy extension): the envelope sender of each message "
+            "becomes `local+m<n>@domain` of this address, so bounces are matched even "
+            "without the original's headers. A message's own return_path wins."
+        },
+    )
+    imap_host = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=255),
+        metadata={"description": "Mailbox where bounces and PEC receipts arrive; polled by beat."},
+    )
+    imap_port = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1, max=65535),
+        metadata={"description": "Default 993 with imap_tls true, else 143."},
+    )
+    imap_user = fields.String(allow_none=True, validate=validate.Length(max=255))
+    imap_password = fields.String(allow_none=True, load_only=True)
+    imap_tls = fields.Boolean(
+        allow_none=True,
+        metadata={"description": "true: implicit TLS; false: plain; null: STARTTLS if offered"},
+    )
+    imap_tls_verify = fields.Boolean(
+        metadata={"description": "Verify the IMAP server certificate (default true)."}
+    )
+    imap_folder = fields.String(validate=validate.Length(min=1, max=255))
+    imap_processed = fields.String(
+        validate=validate.OneOf(["seen", "move"]),
+        metadata={"description": "What happens to a processed bounce or receipt (default seen)."},
+    )
+    imap_processed_folder = fields.String(
+        allow_none=True,
+        validate=validate.Length(min=1, max=255),
+        metadata={"description": "Target folder for imap_processed move (created if missing)."},
+    )
 
     class Meta:
-        unknown = EXCLUDE  # imap_* settings arrive with bounce handling
+        unknown = EXCLUDE  # fields of the seed system this proxy does not use are ignored
+
+
+class MailboxStatusSchema(Schema):
+    last_poll_at = fields.Integer(allow_none=True)
+    last_success_at = fields.Integer(allow_none=True)
+    next_poll_at = fields.Integer(allow_none=True)
+    failures = fields.Integer(metadata={"description": "Failed polls in a row."})
+    last_error = fields.String(allow_none=True)
+    processed = fields.Integer(metadata={"description": "Mails read from the mailbox so far."})
 
 
 class AccountOutSchema(Schema):
@@ -173,6 +219,21 @@ class AccountOutSchema(Schema):
         allow_none=True, metadata={"description": "Set while the server refuses the login."}
     )
     failing_reason = fields.String(allow_none=True)
+    bounce_address = fields.String(allow_none=True)
+    imap_host = fields.String(allow_none=True)
+    imap_port = fields.Integer(allow_none=True)
+    imap_user = fields.String(allow_none=True)
+    has_imap_password = fields.Boolean()
+    imap_tls = fields.Boolean(allow_none=True)
+    imap_tls_verify = fields.Boolean()
+    imap_folder = fields.String()
+    imap_processed = fields.String()
+    imap_processed_folder = fields.String(allow_none=True)
+    imap_status = fields.Nested(
+        MailboxStatusSchema,
+        allow_none=True,
+        metadata={"description": "How polling of the mailbox goes; null before the first poll."},
+    )
 
 
 class AccountAnswerSchema(OkSchema):
@@ -219,6 +280,24 @@ class DeleteMessagesSchema(Schema):
 class DeleteMessagesAnswerSchema(OkSchema):
     removed = fields.Integer()
     not_found = fields.List(fields.String())
+
+
+class RetryMessagesSchema(Schema):
+    ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=255)),
+        required=True,
+        validate=validate.Length(min=1, max=1000),
+    )
+    tenant_id = fields.String(validate=ID)
+
+
+class RetryMessagesAnswerSchema(OkSchema):
+    retried = fields.Integer(metadata={"description": "Messages put back to pending, due now."})
+    not_found = fields.List(fields.String())
+    not_retryable = fields.List(
+        fields.Nested(RejectedSchema),
+        metadata={"description": "Sent, already pending, or being delivered, with why."},
+    )
 
 
 class CleanupSchema(Schema):
@@ -325,3 +404,59 @@ class StatusSchema(OkSchema):
     uptime_seconds = fields.Integer()
     active = fields.Boolean()
     queue_depth = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class ReadySchema(OkSchema):
+    error = fields.String(
+        metadata={"description": "Present when not ready: which checks failed."}
+    )
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={
+            "description": '`database` and `broker`: "ok", or what failed.',
+            "example": {"database": "ok", "broker": "ok"},
+        },
+    )
+
+
+class SuppressionSchema(Schema):
+    address = fields.String()
+    source = fields.String(metadata={"description": "bounce (a hard bounce) or manual"})
+    reason = fields.String(allow_none=True)
+    message_id = fields.String(
+        allow_none=True, metadata={"description": "The message whose bounce put it here."}
+    )
+    created_at = fields.Integer()
+
+
+class SuppressionQuerySchema(Schema):
+    tenant_id = fields.String(validate=ID)
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    after = fields.String(
+        validate=validate.Length(max=320),
+        metadata={"description": "The last address of the previous page."},
+    )
+
+
+class SuppressionListSchema(OkSchema):
+    suppressions = fields.List(fields.Nested(SuppressionSchema))
+    total = fields.Integer(metadata={"description": "Addresses on the tenant's list."})
+    next_after = fields.String(
+        allow_none=True, metadata={"description": "Pass as `after` for the next page."}
+    )
+
+
+class SuppressionAddSchema(Schema):
+    tenant_id = fields.String(validate=ID)
+    addresses = fields.List(
+        fields.Email(validate=validate.Length(max=320)),
+        required=True,
+        validate=validate.Length(min=1, max=1000),
+    )
+    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+
+
+class SuppressionAddAnswerSchema(OkSchema):
+    added = fields.Integer()
+    already_listed = fields.List(fields.String())

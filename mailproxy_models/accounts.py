@@ -15,7 +15,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
 from .db import Base, now
 from .errors import Conflict, InvalidInput, NotFound
@@ -279,5 +279,15 @@ def account_record(account: Account) -> dict[str, Any]:
         has_imap_password=bool(account.imap_password_enc),
         failing_since=int(account.failing_since) if account.failing_since else None,
         failing_reason=account.failing_reason,
+        imap_status=_mailbox_status(account),
     )
     return record
+
+
+def _mailbox_status(account: Account) -> dict[str, Any] | None:
+    from .mailboxes import MailboxState, mailbox_record  # mailboxes depends on accounts
+
+    session = object_session(account)
+    if session is None or not account.imap_host:
+        return None
+    return mailbox_record(session.get(MailboxState, (account.tenant_id, account.id)))

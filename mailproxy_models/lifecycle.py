@@ -3,6 +3,7 @@
     pending ──250──▶ sent
        │  └──5xx──▶ error
        └──4xx / timeout──▶ deferred ──(retry due)──▶ sent | deferred | error
+    error | deferred ──(operator asks for a retry)──▶ pending
 
 Recording is idempotent in the way a crash needs: a message already final keeps its status
 and only gains the event (a worker that lost its lease may deliver a second time, and the
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from .accounts import Account
 from .db import now
+from .delivery_totals import Outcome, count_outcomes
 from .events import MessageEvent
 from .messages import DEFERRED, ERROR, PENDING, SENT, Message
 from .send_log import SendLogEntry
@@ -27,11 +29,12 @@ from .tenants import Tenant
 # How long a failing account's messages wait before its next try.
 ACCOUNT_FAILURE_DELAY = 60
 
+# Back to pending only by ``retry_messages``: an attempt's outcome is never pending.
 TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING: frozenset({SENT, DEFERRED, ERROR}),
-    DEFERRED: frozenset({SENT, DEFERRED, ERROR}),
+    DEFERRED: frozenset({SENT, DEFERRED, ERROR, PENDING}),
     SENT: frozenset(),
-    ERROR: frozenset(),
+    ERROR: frozenset({PENDING}),
 }
 
 # "account": the account failed (authentication), not the message: the message waits for
@@ -66,15 +69,21 @@ def record_attempts(
 ) -> None:
     """Apply the outcomes of one delivery batch (keyed by message pk) in the session.
 
-    Three bulk statements whatever the batch size: UPDATE the messages by primary key,
-    INSERT their events, INSERT the send-log rows of those handed to a server.
+    Bulk statements whatever the batch size: UPDATE the messages by primary key, INSERT
+    their events, INSERT the send-log rows of those handed to a server, add the outcomes to
+    the delivery totals (``delivery_totals.count_outcomes``).
     """
     current = now() if current is None else current
     if not outcomes:
         return
     rows = session.execute(
         select(
-            Message.pk, Message.status, Message.attempts, Message.tenant_id, Message.account_id
+            Message.pk,
+            Message.status,
+            Message.attempts,
+            Message.tenant_id,
+            Message.account_id,
+            Message.created_at,
         ).where(Message.pk.in_(list(outcomes)))
     ).all()
     tenant_ids = {row.tenant_id for row in rows}
@@ -86,12 +95,17 @@ def record_attempts(
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     sends: list[dict[str, Any]] = []
+    counted: list[Outcome] = []
     for row in rows:
         outcome = outcomes[row.pk]
         schedule = schedules.get(row.tenant_id) or retry_schedule
         changes, event = transition(row.status, row.attempts, outcome, schedule, current)
         updates.append({"pk": row.pk, **changes})
         events.append({"message_pk": row.pk, "worker": worker, **event})
+        if "status" in changes:  # a message already final is not counted twice
+            kind = {SENT: "sent", ERROR: "failed"}.get(changes["status"], "deferred")
+            latency = current - row.created_at if kind == "sent" else None
+            counted.append(Outcome(row.tenant_id, row.account_id, kind, latency))
         if outcome.kind == "sent":
             sends.append(
                 {
@@ -107,6 +121,7 @@ def record_attempts(
     session.execute(insert(MessageEvent), events)
     if sends:
         session.execute(insert(SendLogEntry), sends)
+    count_outcomes(session, counted)
 
 
 def _note_account_health(
@@ -202,7 +217,17 @@ def hold_over_limit(
         reason = "rate limit of the account reached; waiting for the window to free up"
         changes = {"status": DEFERRED, "deferred_ts": free_at, "due_at": free_at}
         kind = "rate_limited"
-    session.execute(update(Message), [{"pk": pk, **changes} for pk in pks])
+    # One UPDATE for all (the changes are the same); RETURNING says whose they are, for the
+    # delivery totals.
+    owners = session.execute(
+        update(Message)
+        .where(Message.pk.in_(pks))
+        .values(**changes)
+        .returning(Message.tenant_id, Message.account_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    total_kind = "failed" if kind == "error" else "rate_limited"
+    count_outcomes(session, [(r.tenant_id, r.account_id, total_kind) for r in owners])
     details = {"retry_at": free_at} if kind == "rate_limited" else None
     session.execute(
         insert(MessageEvent),
@@ -217,3 +242,76 @@ def hold_over_limit(
             for pk in pks
         ],
     )
+
+
+@dataclass
+class RetryResult:
+    retried: int = 0
+    not_found: list[str] = field(default_factory=list)
+    not_retryable: list[dict[str, str]] = field(default_factory=list)
+    # Priorities that got messages due now: the caller wakes a worker for each.
+    due_priorities: set[int] = field(default_factory=set)
+
+
+def retry_messages(
+    session: Session,
+    tenant_id: str | None,
+    ids: list[str],
+    requested_by: str,
+    current: float | None = None,
+) -> RetryResult:
+    """Put messages in ``error`` or ``deferred`` back to ``pending``, due now, with a fresh
+    retry schedule (attempts reset). Ids outside the tenant (``None``: the admin, any
+    tenant) are ``not_found``, so a tenant learns nothing about another's messages.
+
+    Each retried message gets a ``deferred`` event ("retry requested by ..."), a kind the
+    delivery-report protocol already knows: the client hears the message waits again, and
+    the next outcome is reported afresh (the message's ``reported_ts`` is cleared, which
+    also keeps retention from purging it meanwhile). Idempotent in effect: asking again
+    while it waits is refused as "already pending".
+    """
+    current = now() if current is None else current
+    result = RetryResult()
+    query = select(Message).where(Message.id.in_(ids)).order_by(Message.pk)
+    if tenant_id is not None:
+        query = query.where(Message.tenant_id == tenant_id)
+    found: dict[str, list[Message]] = {}
+    for message in session.scalars(query):
+        found.setdefault(message.id, []).append(message)
+    description = f"retry requested by {requested_by}"
+    for msg_id in dict.fromkeys(ids):
+        if msg_id not in found:
+            result.not_found.append(msg_id)
+            continue
+        for message in found[msg_id]:
+            reason = _not_retryable_reason(message, current)
+            if reason is not None:
+                result.not_retryable.append({"id": msg_id, "reason": reason})
+                continue
+            message.status = PENDING
+            message.attempts = 0
+            message.due_at = current
+            message.deferred_ts = message.error_ts = message.error = None
+            message.claim_token = message.lease_until = message.reported_ts = None
+            session.add(
+                MessageEvent(
+                    message_pk=message.pk,
+                    ts=current,
+                    kind="deferred",
+                    description=description,
+                    details={"retry_at": current, "requested_by": requested_by},
+                )
+            )
+            result.retried += 1
+            result.due_priorities.add(message.priority)
+    return result
+
+
+def _not_retryable_reason(message: Message, current: float) -> str | None:
+    if message.status == SENT:
+        return "already sent; sending again would deliver it twice"
+    if PENDING not in TRANSITIONS[message.status]:
+        return "already pending; it will be sent without a retry"
+    if message.lease_until is not None and message.lease_until > current:
+        return "being delivered right now; ask again if this attempt fails"
+    return None

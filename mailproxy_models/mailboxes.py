@@ -98,15 +98,23 @@ def _create_missing_states(session: Session) -> None:
 
 
 def claim_mailbox(
-    session: Session, tenant_id: str, account_id: str, lease_seconds: float, current: float
+    session: Session,
+    tenant_id: str,
+    account_id: str,
+    lease_seconds: float,
+    current: float,
+    force: bool = False,
 ) -> MailboxPosition | None:
-    """Take the mailbox for one poll; None when another worker holds it or it is not due."""
+    """Take the mailbox for one poll; None when another worker holds it or it is not due
+    (``force``: due or not, as run-now asks)."""
+    _create_missing_states(session)
+    due = MailboxState.next_poll_at <= (float("inf") if force else current)
     result = session.execute(
         update(MailboxState)
         .where(
             MailboxState.tenant_id == tenant_id,
             MailboxState.account_id == account_id,
-            MailboxState.next_poll_at <= current,
+            due,
             or_(MailboxState.lease_until.is_(None), MailboxState.lease_until < current),
         )
         .values(lease_until=current + lease_seconds, last_poll_at=current)
@@ -174,11 +182,12 @@ def mailbox_failed(
     return delay
 
 
-def poll_now(session: Session, tenant_id: str) -> None:
-    """Make the tenant's mailboxes due at once (run-now)."""
-    session.execute(
-        update(MailboxState).where(MailboxState.tenant_id == tenant_id).values(next_poll_at=0.0)
+def tenant_mailboxes(session: Session, tenant_id: str) -> list[tuple[str, str]]:
+    """The tenant's accounts that have a mailbox."""
+    query = select(Account.tenant_id, Account.id).where(
+        Account.tenant_id == tenant_id, Account.imap_host.is_not(None)
     )
+    return [(row.tenant_id, row.id) for row in session.execute(query)]
 
 
 def mailbox_record(state: MailboxState | None) -> dict[str, Any] | None:

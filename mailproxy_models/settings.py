@@ -6,7 +6,7 @@ import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -101,6 +101,32 @@ class Settings(BaseSettings):
         7.0, description="Reported messages older than this are purged; unreported never are."
     )
     cleanup_interval: float = Field(3600.0, description="Seconds between retention purges.")
+    imap_poll_interval: float = Field(
+        60.0,
+        description="Seconds between polls of each bounce/receipt mailbox; a failing mailbox "
+        "waits twice as long after each failure, up to an hour.",
+    )
+    imap_timeout: float = Field(30.0, description="Socket timeout in seconds for IMAP commands.")
+    imap_ca_file: str | None = Field(
+        None,
+        description="PEM file of extra CA certificates trusted for IMAP TLS (a private CA).",
+    )
+    imap_fetch_batch: int = Field(
+        50, description="Mails fetched per IMAP FETCH while polling a mailbox."
+    )
+    pec_acceptance_timeout: float = Field(
+        1800.0,
+        description="Seconds after sending a PEC message without an acceptance receipt before "
+        "a pec_timeout event.",
+    )
+    pec_delivery_timeout: float = Field(
+        86400.0,
+        description="Seconds after sending a PEC message without a delivery receipt for each "
+        "recipient before a pec_timeout event.",
+    )
+    pec_timeout_check_interval: float = Field(
+        60.0, description="Seconds between checks for PEC receipts that did not come in time."
+    )
     rate_window_scale: float = Field(
         1.0,
         description="Multiplies the rate-limit windows (minute, hour, day). Only for tests "
@@ -120,6 +146,17 @@ class Settings(BaseSettings):
         0.1, description="Polling interval in seconds of the embedded (SQLite) broker."
     )
     log_level: str = Field("INFO", description="Logging level of API and workers.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: plain lines. `json`: one JSON object per line (ts, level, logger, "
+        "message, and message_id, tenant_id, task_id, task_name where they apply) from the "
+        "API, the workers and beat.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token `/metrics` requires (`Authorization: Bearer <token>`). "
+        "Unset: `/metrics` is open, like `/health`.",
+    )
     attachment_root: Path | None = Field(
         None,
         description="Directory of `filesystem` attachments: a tenant reads only under "

@@ -31,6 +31,9 @@ SWEEP_TASK = "mailproxy.sweep"
 SYNC_DUE_TASK = "mailproxy.sync_reports_due"
 SYNC_TENANT_TASK = "mailproxy.sync_tenant_reports"
 PURGE_TASK = "mailproxy.purge_reported"
+POLL_DUE_TASK = "mailproxy.poll_mailboxes_due"
+POLL_MAILBOX_TASK = "mailproxy.poll_mailbox"
+PEC_TIMEOUTS_TASK = "mailproxy.check_pec_timeouts"
 # A publish that cannot reach the broker gives up fast: the request that caused it must not
 # hang, and the sweeper will find the messages anyway.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
@@ -102,6 +105,25 @@ def wake_report_sync(app: Celery, tenant_ids: Iterable[str]) -> int:
             published += 1
         except Exception:  # noqa: BLE001 - the beat's next look finds the tenant anyway
             log.warning("could not publish a report sync for tenant %s", tenant_id, exc_info=True)
+    return published
+
+
+def wake_mailbox_polls(app: Celery, mailboxes: Iterable[tuple[str, str]]) -> int:
+    """Poll these (tenant, account) mailboxes now, whether due or not."""
+    published = 0
+    for tenant_id, account_id in mailboxes:
+        try:
+            app.send_task(
+                POLL_MAILBOX_TASK,
+                args=[tenant_id, account_id],
+                kwargs={"force": True},
+                queue=MAINTENANCE_QUEUE,
+                retry=True,
+                retry_policy=PUBLISH_RETRY,
+            )
+            published += 1
+        except Exception:  # noqa: BLE001 - beat polls the mailbox at its next turn anyway
+            log.warning("could not publish a poll of mailbox %s/%s", tenant_id, account_id)
     return published
 
 

@@ -1,4 +1,4 @@
-"""mailproxy's Celery workers: delivery and the sweeper.
+"""mailproxy's Celery workers: delivery, the sweeper, reports, bounce and receipt polling.
 
 ``celery -A mailproxy_workers worker`` and ``celery -A mailproxy_workers beat`` load ``app``.
 """
@@ -10,18 +10,23 @@ from celery import Celery
 from mailproxy_models.settings import Settings, get_settings
 from mailproxy_models.wakeups import (
     MAINTENANCE_QUEUE,
+    PEC_TIMEOUTS_TASK,
+    POLL_DUE_TASK,
     PURGE_TASK,
     SWEEP_TASK,
     SYNC_DUE_TASK,
     make_celery_app,
 )
 
+from .inbound_tasks import register_inbound_tasks
 from .report_tasks import register_report_tasks
 from .tasks import register_tasks
+from .worker_logging import install_worker_logging
 
 
 def create_worker_app(settings: Settings) -> Celery:
     app = make_celery_app(settings, name="mailproxy_workers")
+    install_worker_logging(settings)
     app.conf.beat_schedule = {
         "sweep": {
             "task": SWEEP_TASK,
@@ -38,9 +43,23 @@ def create_worker_app(settings: Settings) -> Celery:
             "schedule": settings.cleanup_interval,
             "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.cleanup_interval},
         },
+        "poll-mailboxes": {
+            "task": POLL_DUE_TASK,
+            "schedule": settings.imap_poll_interval,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.imap_poll_interval},
+        },
+        "pec-timeouts": {
+            "task": PEC_TIMEOUTS_TASK,
+            "schedule": settings.pec_timeout_check_interval,
+            "options": {
+                "queue": MAINTENANCE_QUEUE,
+                "expires": settings.pec_timeout_check_interval,
+            },
+        },
     }
     register_tasks(app)
     register_report_tasks(app)
+    register_inbound_tasks(app)
     return app
 
 

@@ -18,6 +18,8 @@ from typing import Any
 from mailproxy_models.accounts import SmtpEndpoint
 from mailproxy_models.claims import ClaimedMessage
 from mailproxy_models.lifecycle import AttemptOutcome
+from mailproxy_models.log_format import log_context
+from mailproxy_models.verp import verp_address
 
 from .attachments import AttachmentError, AttachmentFetcher, FetchedAttachment, TenantSources
 from .composer import DownloadLink, Envelope, compose
@@ -69,7 +71,9 @@ def deliver_messages(
         if account_failure is not None:
             yield message, account_failure
             continue
-        outcome = deliver_one(pool, endpoint, message, attachments)
+        # Lines logged while sending (attachments, offload, pool) name the message.
+        with log_context(message_id=message.id, tenant_id=message.tenant_id):
+            outcome = deliver_one(pool, endpoint, message, attachments)
         if outcome.kind == "account":
             account_failure = outcome
         yield message, outcome
@@ -126,6 +130,9 @@ def _send(
         envelope = compose(message.payload, fetched, links)
     except (ValueError, TypeError, KeyError) as exc:
         return AttemptOutcome("permanent", f"message cannot be built: {exc}")
+    if endpoint.bounce_address and not message.payload.get("return_path"):
+        # VERP: the envelope sender names the message; a client's own return_path wins.
+        envelope = replace(envelope, mail_from=verp_address(endpoint.bounce_address, message.pk))
     # A pooled connection the server closed while idle fails at MAIL FROM, before anything
     # was sent: such a failure is retried once on a fresh connection.
     for attempt in (1, 2):

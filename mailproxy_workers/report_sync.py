@@ -99,6 +99,7 @@ def sync_tenant(runtime: WorkerRuntime, tenant_id: str) -> SyncResult:
             tenant_id,
             exc,
             retry_at - now(),
+            extra={"tenant_id": tenant_id},
         )
         return SyncResult(called=True)
     refused = {str(i) for i in body.get("error") or []}
@@ -113,5 +114,10 @@ def sync_tenant(runtime: WorkerRuntime, tenant_id: str) -> SyncResult:
         )
     queued = body.get("queued")
     more = len(entries) == settings.report_batch_size or (isinstance(queued, int) and queued > 0)
-    log.info("tenant %s: %d report entries acknowledged", tenant_id, acknowledged)
+    log.info(
+        "tenant %s: %d report entries acknowledged",
+        tenant_id,
+        acknowledged,
+        extra={"tenant_id": tenant_id},
+    )
     return SyncResult(called=True, acknowledged=acknowledged, more=more)

@@ -83,6 +83,7 @@ def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
                 message.id,
                 outcome.kind,
                 outcome.description,
+                extra={"message_id": message.id, "tenant_id": message.tenant_id},
             )
             pending[message.pk] = outcome
             if len(pending) >= RECORD_EVERY:

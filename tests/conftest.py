@@ -78,3 +78,17 @@ def azure_server() -> Iterator[str]:
 
     with azurite() as connection_string:
         yield connection_string
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[object]:
+    """A real Dovecot IMAP server on loopback (Debian's dovecot-imapd; tests/run.sh installs
+    it). Users: bounce, pec and other, password "secret"; each test uses its own folders."""
+    from tests.support.dovecot_server import Dovecot
+
+    server = Dovecot(users={"bounce": "secret", "pec": "secret", "other": "secret"})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on a fresh machine: installs what it needs
-# (a virtualenv in .venv, the Redis server binary, Azurite from npm), lints, type-checks,
+# (a virtualenv in .venv, the Redis and Dovecot server binaries, Azurite from npm), lints, type-checks,
 # then runs pytest.
 # PostgreSQL comes from the pgserver package unless MAILPROXY_TEST_DATABASE_URL is set;
 # Redis is started by the suite unless MAILPROXY_TEST_REDIS_URL is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+# Servers the suite starts itself on loopback: Redis, and Dovecot for the IMAP tests (the
+# package starts no system service on these machines).
+MISSING=""
+command -v redis-server >/dev/null 2>&1 || MISSING="$MISSING redis-server"
+[ -x /usr/sbin/dovecot ] || MISSING="$MISSING dovecot-imapd"
+if [ -n "$MISSING" ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    # shellcheck disable=SC2086 # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $MISSING >/dev/null
   else
-    echo "The tests need the Redis server binary: sudo apt-get install -y redis-server" >&2
+    echo "The tests need:$MISSING (sudo apt-get install -y$MISSING)" >&2
     exit 1
   fi
 fi

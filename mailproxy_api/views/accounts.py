@@ -47,7 +47,7 @@ def post_account(data: dict[str, Any]) -> dict[str, Any]:
     data["tenant_id"] = _tenant_scope(data.get("tenant_id"))
     box = current_app.extensions["mailproxy"].box
     account = upsert_account(db_session(), box, data)
-    details = changed_fields(data, ("password",))
+    details = changed_fields(data, ("password", "imap_password"))
     audit("account.upsert", account.tenant_id, "account", account.id, details)
     return {"ok": True, "account": account_record(account)}
 

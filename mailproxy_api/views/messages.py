@@ -1,4 +1,4 @@
-"""Messages: enqueue a batch, list, read one with its events, delete."""
+"""Messages: enqueue a batch, list, read one with its events, retry, delete."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from mailproxy_models.db import now
 from mailproxy_models.events import events_of
+from mailproxy_models.lifecycle import retry_messages
 from mailproxy_models.message_validation import MessageLimits
 from mailproxy_models.messages import (
     MessageFilter,
@@ -32,6 +33,8 @@ from ..schemas import (
     MessageAnswerSchema,
     MessageListSchema,
     MessageQuerySchema,
+    RetryMessagesAnswerSchema,
+    RetryMessagesSchema,
     TenantScopeQuerySchema,
 )
 from ..transaction import after_commit, db_session
@@ -76,6 +79,27 @@ def post_delete_messages(data: dict[str, Any]) -> dict[str, Any]:
     tenant_id = current_caller().scope(data.get("tenant_id"))
     removed, not_found = delete_messages(db_session(), tenant_id, data["ids"])
     return {"ok": True, "removed": removed, "not_found": not_found}
+
+
+@blp.route("/commands/retry-messages", methods=["POST"])
+@token_required
+@blp.arguments(RetryMessagesSchema)
+@blp.response(200, RetryMessagesAnswerSchema)
+def post_retry_messages(data: dict[str, Any]) -> dict[str, Any]:
+    """Send messages in `error` or `deferred` again, now, with a full retry schedule. A sent
+    message is refused (it would be delivered twice); another tenant's is `not_found`."""
+    caller = current_caller()
+    tenant_id = caller.scope(data.get("tenant_id"))
+    result = retry_messages(db_session(), tenant_id, data["ids"], caller.label)
+    if result.due_priorities:
+        publisher = current_app.extensions["mailproxy_wakeups"]
+        after_commit(lambda: publisher.request(result.due_priorities))
+    return {
+        "ok": True,
+        "retried": result.retried,
+        "not_found": result.not_found,
+        "not_retryable": result.not_retryable,
+    }
 
 
 @blp.route("/commands/cleanup-messages", methods=["POST"])

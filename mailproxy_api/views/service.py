@@ -12,10 +12,11 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from mailproxy_models.claims import due_priorities, queue_depths
+from mailproxy_models.mailboxes import tenant_mailboxes
 from mailproxy_models.message_validation import PRIORITIES
 from mailproxy_models.suspensions import activate, suspend, suspension_state
 from mailproxy_models.tenants import get_tenant
-from mailproxy_models.wakeups import wake_delivery, wake_report_sync
+from mailproxy_models.wakeups import wake_delivery, wake_mailbox_polls, wake_report_sync
 
 from ..audit import audit
 from ..auth import current_caller, token_required
@@ -110,11 +111,13 @@ def _tenant_for(data: dict[str, Any]) -> str:
 @blp.response(200, RunNowAnswerSchema)
 def run_now(data: dict[str, Any]) -> dict[str, Any]:
     """Wake delivery at once for every priority that has due messages, and the report sync
-    of the tenant (the caller's, or the one named by the admin)."""
+    and bounce/receipt mailbox polls of the tenant (the caller's, or the one named by the
+    admin)."""
     tenant_id = current_caller().scope((data or {}).get("tenant_id"))
     celery = current_app.extensions["mailproxy_celery"]
     priorities = due_priorities(db_session())
     wake_delivery(celery, priorities)
     if tenant_id is not None:
         wake_report_sync(celery, [tenant_id])
+        wake_mailbox_polls(celery, tenant_mailboxes(db_session(), tenant_id))
     return {"ok": True, "woken": priorities}

@@ -1,0 +1,675 @@
+"""Bounce (DSN) parsing: the raw bytes of an inbound mail in, a typed BounceReport or None out.
+
+Pure functions, no I/O. RFC 3464 / RFC 6533 reports are read field by field; the common
+plain-text formats (Exchange, Gmail, Yahoo, Postfix, Exim, qmail) have readers of their own;
+anything else falls back to flufl.bounce. Guarantee: nothing here raises on any input; mail
+that cannot be read yields None or the part of the report that could be read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import quopri
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email import message_from_bytes, message_from_string, policy
+from email.header import decode_header, make_header
+from email.message import Message
+from typing import Literal
+
+from flufl.bounce import all_failures
+
+BounceType = Literal["hard", "soft"]
+
+
+@dataclass(frozen=True)
+class BouncedRecipient:
+    recipient: str
+    action: str
+    status: str | None
+    bounce_type: BounceType | None
+    diagnostic: str | None
+    remote_mta: str | None
+    smtp_code: int | None
+
+
+@dataclass(frozen=True)
+class BounceReport:
+    format: str
+    recipients: tuple[BouncedRecipient, ...]
+    correlation_ids: tuple[str, ...]
+    original_message_id: str | None
+    reporting_mta: str | None
+
+
+_MAX_DIAGNOSTIC = 1000
+_MAX_DEPTH = 20
+_ACTIONS = frozenset({"failed", "delayed", "delivered", "relayed", "expanded"})
+_CORRELATION_HEADERS = frozenset({"x-mailproxy-id", "x-genro-mail-id"})
+_DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
+_ORIGINAL_TYPES = frozenset(
+    {"message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers"}
+)
+
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# Lookarounds keep IP addresses ("192.0.2.10") and versions from passing for codes.
+_STATUS = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
+_SMTP_CODE = re.compile(r"(?<![\w.])([245]\d\d)(?=[ \t:-]|$)", re.M)
+_TYPE_PREFIX = re.compile(r"^\s*[A-Za-z0-9-]+\s*;\s*")
+_SOFT_TEXT = re.compile(
+    r"temporar|try again later|mailbox (?:is )?full|over quota|quota exceeded|"
+    r"insufficient (?:system )?storage|greylist",
+    re.I,
+)
+_QUOTED_HEADER = re.compile(
+    r"^[ \t>]*(X-Mailproxy-ID|X-Genro-Mail-ID|Message-ID)[ \t]*:[ \t]*(\S[^\n]*)$", re.I | re.M
+)
+# Readers stop here: what follows is the returned original, not the report.
+_COPY_MARKER = re.compile(
+    r"^[ \t]*(?:-{2,}[ \t]*)?(?:Below this line is a copy of the message|"
+    r"This is a copy of the message|Original message headers:)",
+    re.I | re.M,
+)
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"out[ -]of[ -](?:the[ -])?office|automatic reply|auto[ -]?reply|autoresponse|"
+    r"risposta automatica|fuori ufficio|abwesenheitsnotiz|automatische antwort|"
+    r"r[ée]ponse automatique|absence du bureau|fuera de la oficina|respuesta autom[áa]tica",
+    re.I,
+)
+_BOUNCE_SENDER = re.compile(r"(?:mailer-daemon|postmaster|microsoftexchange[0-9a-f]*)@", re.I)
+# Anchored: a human "Re: ... undeliverable?" thread is not a bounce.
+_BOUNCE_SUBJECT = re.compile(
+    r"^\s*(?:undeliver|undelivered mail|delivery status notification|delivery failure|"
+    r"delivery failed|mail delivery failed|failure notice|returned mail|warning: message|"
+    r"delayed mail|message not delivered|non recapitabile|unzustellbar|non remis)",
+    re.I,
+)
+
+
+def parse_bounce(raw: bytes) -> BounceReport | None:
+    """The bounce report; None when the mail is not a bounce.
+
+    Not bounces: normal mail, auto-replies / out-of-office, PEC receipts.
+    """
+    try:
+        return _read_bounce(_parse(raw))
+    except Exception:  # guarantee to the poller: mail from outside never makes this raise
+        return None
+
+
+def is_auto_reply(raw: bytes) -> bool:
+    """Auto-replies / out-of-office / vacation replies, which are never bounces."""
+    try:
+        return _is_auto_reply(_parse(raw))
+    except Exception:  # same guarantee as parse_bounce
+        return False
+
+
+def _parse(raw: bytes) -> Message:
+    # compat32 never raises when a malformed header is read, unlike policy.default.
+    return message_from_bytes(bytes(raw), policy=policy.compat32)
+
+
+def _read_bounce(msg: Message) -> BounceReport | None:
+    if _has_header(msg, "x-ricevuta") or _has_header(msg, "x-trasporto"):
+        return None  # PEC receipts have their own reader
+    dsn = _read_dsn(msg)
+    if dsn is not None and dsn[0]:
+        return _report(msg, "rfc3464", dsn[0], dsn[1])
+    is_report = dsn is not None or _is_delivery_report(msg)
+    if not is_report and not _looks_automated(msg):
+        return None
+    plain = _read_plain(msg)
+    if plain is not None:
+        return _report(msg, *plain)
+    if not is_report and _has_auto_reply_marks(msg):
+        return None
+    failures = _read_flufl(msg)
+    if failures:
+        return _report(msg, "flufl", failures, None)
+    if is_report:  # a DSN we could not read still names the original, which the caller needs
+        return _report(msg, "rfc3464", [], dsn[1] if dsn else None)
+    return None
+
+
+def _report(
+    msg: Message, fmt: str, recipients: list[BouncedRecipient], reporting_mta: str | None
+) -> BounceReport:
+    ids, message_id = _correlation(msg)
+    return BounceReport(fmt, tuple(recipients), ids, message_id, reporting_mta)
+
+
+# --- message structure -------------------------------------------------------------------
+
+
+def _parts(msg: Message, depth: int = 0) -> Iterator[Message]:
+    """The bounce and its parts in order; a message/* part is a leaf, never descended into."""
+    yield msg
+    payload = msg.get_payload()
+    if msg.get_content_maintype() == "message" or depth > _MAX_DEPTH:
+        return
+    if isinstance(payload, list):
+        for sub in payload:
+            if isinstance(sub, Message):
+                yield from _parts(sub, depth + 1)
+
+
+def _unsurrogate(text: str) -> str:
+    """compat32 keeps raw 8-bit bytes as surrogates; RFC 6532/6533 say they are UTF-8."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeError:
+        return text.encode("utf-8", "replace").decode("utf-8", "replace")
+
+
+def _header(msg: Message, name: str) -> str:
+    """First value of a header, RFC 2047 words decoded, unfolded; "" when absent."""
+    for key, value in msg.raw_items():
+        if key.strip().lower() == name:
+            text = _unsurrogate(str(value))
+            try:
+                text = str(make_header(decode_header(text)))
+            except Exception:  # undecodable encoded words: keep them as they came
+                text = str(text)
+            return " ".join(text.split())
+    return ""
+
+
+def _has_header(msg: Message, name: str) -> bool:
+    return any(key.strip().lower() == name for key, _ in msg.raw_items())
+
+
+def _body_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    try:
+        charset = part.get_content_charset() or "utf-8"
+        text = payload.decode(charset, "replace")
+    except (LookupError, TypeError, ValueError):
+        text = payload.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _human_text(msg: Message) -> str:
+    """The readable text of the bounce: its text/plain parts, else its HTML without tags."""
+    plain: list[str] = []
+    markup: list[str] = []
+    for part in _parts(msg):
+        ctype = part.get_content_type()
+        # A multipart whose boundary is missing arrives as one string: read it as text.
+        if ctype == "text/plain" or (part.is_multipart() is False and ctype.startswith("multi")):
+            plain.append(_body_text(part))
+        elif ctype == "text/html":
+            markup.append(_html_text(_body_text(part)))
+    return "\n".join(plain or markup)
+
+
+def _html_text(markup: str) -> str:
+    markup = re.sub(r"<(?:br|/p|/div|/tr|/li)\b[^>]*>", "\n", markup, flags=re.I)
+    return html.unescape(re.sub(r"<[^>]*>", "", markup))
+
+
+def _is_delivery_report(msg: Message) -> bool:
+    report_type = msg.get_param("report-type")
+    return msg.get_content_type() == "multipart/report" and (
+        isinstance(report_type, str) and report_type.strip().lower() == "delivery-status"
+    )
+
+
+def _looks_automated(msg: Message) -> bool:
+    null_sender = _has_header(msg, "return-path") and _header(msg, "return-path") in ("<>", "")
+    return (
+        null_sender
+        or bool(_BOUNCE_SENDER.search(_header(msg, "from")))
+        or bool(_BOUNCE_SUBJECT.search(_header(msg, "subject")))
+        or msg.get_content_type() == "multipart/report"
+    )
+
+
+def _is_auto_reply(msg: Message) -> bool:
+    # Exim and Gmail bounces carry "Auto-Submitted: auto-replied" too: a bounce is never one.
+    if _is_delivery_report(msg) or any(p.get_content_type() in _DSN_TYPES for p in _parts(msg)):
+        return False
+    if not _has_auto_reply_marks(msg):
+        return False
+    return not (_looks_automated(msg) and _read_plain(msg) is not None)
+
+
+def _has_auto_reply_marks(msg: Message) -> bool:
+    if _header(msg, "auto-submitted").lower().startswith("auto-replied"):
+        return True
+    if _has_header(msg, "x-autoreply") or _has_header(msg, "x-autorespond"):
+        return True
+    if _header(msg, "precedence").lower() == "auto_reply":
+        return True
+    return bool(_AUTO_REPLY_SUBJECT.search(_header(msg, "subject")))
+
+
+# --- the returned original ---------------------------------------------------------------
+
+
+def _correlation(msg: Message) -> tuple[tuple[str, ...], str | None]:
+    try:
+        headers = _original_headers(msg)
+    except Exception:  # a broken original must not cost us the recipients
+        return (), None
+    ids: list[str] = []
+    message_id: str | None = None
+    for name, value in headers:
+        key = name.strip().lower()
+        clean = " ".join(value.split())
+        if key in _CORRELATION_HEADERS and clean and clean not in ids:
+            ids.append(clean)
+        elif key == "message-id" and message_id is None and clean:
+            message_id = "".join(clean.split())
+    return tuple(ids), message_id
+
+
+def _original_headers(msg: Message) -> list[tuple[str, str]]:
+    """Headers of the returned original: an attached message or header part, else quoted text."""
+    for part in _parts(msg):
+        if part.get_content_type() not in _ORIGINAL_TYPES:
+            continue
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            first = payload[0] if payload else None
+            original = first if isinstance(first, Message) else Message()
+        else:
+            original = message_from_string(_body_text(part), policy=policy.compat32)
+        return [(key, _unsurrogate(str(value))) for key, value in original.raw_items()]
+    return [(m.group(1), m.group(2)) for m in _QUOTED_HEADER.finditer(_human_text(msg))]
+
+
+# --- RFC 3464 / RFC 6533 -----------------------------------------------------------------
+
+
+def _read_dsn(msg: Message) -> tuple[list[BouncedRecipient], str | None] | None:
+    """Recipients and Reporting-MTA of every delivery-status part; None when there is none."""
+    parts = [p for p in _parts(msg) if p.get_content_type() in _DSN_TYPES]
+    if not parts:
+        return None
+    recipients: list[BouncedRecipient] = []
+    reporting_mta: str | None = None
+    for part in parts:
+        for fields in _field_blocks(_dsn_text(part)):
+            reporting_mta = reporting_mta or _mta(fields.get("reporting-mta", ""))
+            recipient = _dsn_recipient(fields)
+            if recipient is not None:
+                recipients.append(recipient)
+    return recipients, reporting_mta
+
+
+def _dsn_text(part: Message) -> str:
+    """The fields of a delivery-status part as text, however the email package split them."""
+    payload = part.get_payload()
+    if isinstance(payload, str):
+        return _body_text(part)
+    # The parser made one Message per block (or, for the global type, one with the rest as body);
+    # work in bytes so raw UTF-8 (RFC 6533) survives the round trip.
+    chunks: list[bytes] = []
+    for sub in payload:
+        if not isinstance(sub, Message):
+            continue
+        fields = "\n".join(f"{key}: {value}" for key, value in sub.raw_items())
+        body = sub.get_payload(decode=True)
+        chunks.append(
+            fields.encode("utf-8", "surrogateescape")
+            + (b"\n\n" + body if isinstance(body, bytes) and body else b"")
+        )
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    raw = _undo_transfer_encoding(b"\n\n".join(chunks), encoding)
+    return raw.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def _undo_transfer_encoding(raw: bytes, encoding: str) -> bytes:
+    try:
+        if encoding == "base64":
+            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", raw) + b"==")
+        if encoding == "quoted-printable":
+            return quopri.decodestring(raw)
+    except (binascii.Error, ValueError):
+        return raw
+    return raw
+
+
+def _field_blocks(text: str) -> list[dict[str, str]]:
+    """Blank-line separated blocks of "Name: value" fields, folded lines joined.
+
+    A repeated recipient field also starts a block: some MTAs omit the blank line.
+    """
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last = ""
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        name = name.strip().lower()
+        if not line.strip():
+            blocks, current, last = blocks + [current] if current else blocks, {}, ""
+        elif line[0] in " \t":
+            if last:
+                current[last] += " " + line.strip()
+        elif sep and name and " " not in name:
+            if _starts_recipient(name, current):
+                blocks, current = blocks + [current], {}
+            last = "" if name in current else name
+            current.setdefault(name, value.strip())
+    return blocks + [current] if current else blocks
+
+
+def _starts_recipient(name: str, fields: dict[str, str]) -> bool:
+    return name in ("final-recipient", "original-recipient") and name in fields
+
+
+def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
+    address = _address(fields.get("final-recipient", "")) or _address(
+        fields.get("original-recipient", "")
+    )
+    if not address:
+        return None
+    diagnostic = _strip_type(fields.get("diagnostic-code", ""))
+    status = _status(fields.get("status", "")) or _status(diagnostic or "")
+    action = _action(fields.get("action", ""), status)
+    return BouncedRecipient(
+        recipient=address,
+        action=action,
+        status=status,
+        bounce_type=_classify(action, status),
+        diagnostic=_clip(diagnostic),
+        remote_mta=_mta(fields.get("remote-mta", "")),
+        smtp_code=_smtp_code(diagnostic or ""),
+    )
+
+
+# --- field values ------------------------------------------------------------------------
+
+
+def _address(value: str) -> str:
+    """ "rfc822; <Jane@Example.NET>" -> "jane@example.net"; "" when there is none."""
+    value = _TYPE_PREFIX.sub("", value, count=1).strip()
+    if "<" in value and ">" in value.split("<", 1)[1]:
+        value = value.split("<", 1)[1].split(">", 1)[0]
+    tokens = value.split()
+    return tokens[0].strip("<>\"'").lower() if tokens else ""
+
+
+def _strip_type(value: str) -> str | None:
+    """ "dns; mx.example.net" -> "mx.example.net", "smtp; 550 ..." -> "550 ..."."""
+    clean = " ".join(_TYPE_PREFIX.sub("", value, count=1).split())
+    return clean or None
+
+
+def _mta(value: str) -> str | None:
+    """ "dns; mx.example.net. (192.0.2.44, comment)" -> "mx.example.net"."""
+    tokens = (_strip_type(value) or "").split()
+    return tokens[0].rstrip(".") or None if tokens else None
+
+
+def _status(text: str) -> str | None:
+    found = _STATUS.search(text)
+    return ".".join(found.groups()) if found else None
+
+
+def _smtp_code(text: str) -> int | None:
+    found = _SMTP_CODE.search(text)
+    return int(found.group(1)) if found else None
+
+
+def _action(value: str, status: str | None) -> str:
+    words = value.strip().lower().split()
+    if words and words[0] in _ACTIONS:
+        return words[0]
+    # Missing or unknown Action: the status class says what happened.
+    return {"4": "delayed", "2": "delivered"}.get(status[0] if status else "", "failed")
+
+
+def _classify(
+    action: str, status: str | None, smtp_code: int | None = None, text: str = ""
+) -> BounceType | None:
+    """Status class first, then the SMTP code, then soft-sounding text, then the action."""
+    if action not in ("failed", "delayed"):
+        return None
+    evidence = (status or "")[:1] or str(smtp_code or "")[:1]
+    if evidence in ("4", "5"):
+        return "soft" if evidence == "4" else "hard"
+    if _SOFT_TEXT.search(text) or action == "delayed":
+        return "soft"
+    return "hard"
+
+
+def _clip(text: str | None) -> str | None:
+    if not text:
+        return None
+    clean = " ".join(text.split())
+    return clean[:_MAX_DIAGNOSTIC] or None
+
+
+def _first_group(pattern: re.Pattern[str] | None, text: str) -> str | None:
+    found = pattern.search(text) if pattern else None
+    return found.group(1) if found else None
+
+
+# --- plain-text formats ------------------------------------------------------------------
+
+
+def _plain_recipient(
+    address: str, text: str, remote_mta: str | None = None, action: str = "failed"
+) -> BouncedRecipient:
+    """A recipient read from human text: codes and classification come from that text."""
+    status = _status(text)
+    code = _smtp_code(text)
+    return BouncedRecipient(
+        recipient=address.strip("<>").lower(),
+        action=action,
+        status=status,
+        bounce_type=_classify(action, status, code, text),
+        diagnostic=_clip(text),
+        remote_mta=remote_mta,
+        smtp_code=code,
+    )
+
+
+def _angle_blocks(text: str) -> list[tuple[str, str]]:
+    """Postfix/qmail/Yahoo style "<addr>: text" blocks, each up to a blank line."""
+    blocks: list[tuple[str, list[str]]] = []
+    open_block = False
+    for line in text.splitlines():
+        start = re.match(r"^<([^<>\s]+@[^<>\s]+)>:?\s*(.*)$", line)
+        if start:
+            blocks.append((start.group(1), [start.group(2)]))
+            open_block = True
+        elif not line.strip():
+            open_block = False
+        elif open_block:
+            blocks[-1][1].append(line.strip())
+    return [(address, " ".join(" ".join(lines).split())) for address, lines in blocks]
+
+
+_REMOTE_SAID = re.compile(r"^.*?(?:said|Remote host said):\s*", re.I)
+_HOST_BRACKET = re.compile(r"\bhost ([\w.-]+?)\s?\[")
+
+
+def _read_postfix(text: str) -> list[BouncedRecipient]:
+    action = "delayed" if "THIS IS A WARNING ONLY" in text else "failed"
+    return [
+        _plain_recipient(address, _REMOTE_SAID.sub("", body, count=1), _host(body), action)
+        for address, body in _angle_blocks(text)
+    ]
+
+
+def _read_yahoo(text: str) -> list[BouncedRecipient]:
+    return [
+        _plain_recipient(address, _REMOTE_SAID.sub("", body, count=1))
+        for address, body in _angle_blocks(text)
+    ]
+
+
+def _read_qmail(text: str) -> list[BouncedRecipient]:
+    hosts = re.compile(r"(?:Giving up on|Connected to) ([\w:-]+(?:\.[\w:-]+)*)")
+    return [
+        _plain_recipient(address, body, _first_group(hosts, body))
+        for address, body in _angle_blocks(text)
+    ]
+
+
+def _host(text: str) -> str | None:
+    return _first_group(_HOST_BRACKET, text)
+
+
+def _read_exim(text: str) -> list[BouncedRecipient]:
+    """Indented address lines under "address(es) failed:" or "not yet been delivered", details
+    indented deeper below each."""
+    section = re.search(
+        r"(address\(es\) failed|not yet been delivered (?:is|are)):?[ \t]*\n(.*)", text, re.S | re.I
+    )
+    if not section:
+        return []
+    action = "failed" if section.group(1).lower().endswith("failed") else "delayed"
+    blocks: list[tuple[str, list[str]]] = []
+    for line in section.group(2).splitlines():
+        indent = len(line) - len(line.lstrip(" \t"))
+        address = _ADDRESS.search(line)
+        if line.strip() and indent == 0:
+            break  # the section ends at the first unindented paragraph
+        if 0 < indent < 4 and address:
+            blocks.append((address.group(0), []))
+        elif indent >= 4 and blocks:
+            blocks[-1][1].append(line.strip())
+    return [
+        _plain_recipient(recipient, " ".join(lines), _host(" ".join(lines)), action)
+        for recipient, lines in blocks
+    ]
+
+
+_EXCHANGE_RETURNED = re.compile(
+    r"Remote Server (?:at ([\w.-]+)(?: \([^)]*\))? )?returned '([^']*)'", re.I
+)
+
+
+def _read_exchange(text: str) -> list[BouncedRecipient]:
+    """Each "Remote Server returned '...'" line belongs to the address line just above it."""
+    result: list[BouncedRecipient] = []
+    last: str | None = None
+    for line in text.splitlines():
+        returned = _EXCHANGE_RETURNED.search(line)
+        address = _ADDRESS.search(line)
+        if returned and last:
+            result.append(_plain_recipient(last, returned.group(2), returned.group(1)))
+            last = None
+        elif address:
+            last = address.group(0)
+    if result:
+        return result
+    listed = re.search(r"recipients or groups:(.*?)(?:Diagnostic information|\Z)", text, re.S)
+    addresses = _ADDRESS.findall(listed.group(1)) if listed else []
+    return [_plain_recipient(a, "") for a in dict.fromkeys(a.lower() for a in addresses)]
+
+
+_GMAIL_FAILED = re.compile(
+    r"(?:Your message wasn.t delivered to|There was a problem delivering your message to|"
+    r"Delivery to the following recipients? failed permanently:)\s*<?(" + _ADDRESS.pattern + ")",
+    re.I,
+)
+_GMAIL_DELAYED = re.compile(
+    r"(?:There was a temporary problem delivering your message to|"
+    r"Delivery to the following recipients? has been delayed:)\s*<?(" + _ADDRESS.pattern + ")",
+    re.I,
+)
+_GMAIL_RESPONSE = re.compile(
+    r"(?:The response from the remote server was|The error that the other server returned was|"
+    r"The response was):[ \t]*\n(.+?)(?:\n[ \t]*\n|\Z)",
+    re.S | re.I,
+)
+_GMAIL_HOST = re.compile(
+    r"\bby ([\w-]+(?:\.[\w-]+)+)\.? \[|\[([\w-]+(?:\.[\w-]+)+)\.? [\d.:a-fA-F]+[:\]]"
+)
+
+
+def _read_gmail(text: str) -> list[BouncedRecipient]:
+    failed = _GMAIL_FAILED.search(text)
+    delayed = _GMAIL_DELAYED.search(text)
+    found, action = (failed, "failed") if failed else (delayed, "delayed")
+    if found is None:
+        return []
+    response = _first_group(_GMAIL_RESPONSE, text) or ""
+    host = _GMAIL_HOST.search(text)
+    remote_mta = (host.group(1) or host.group(2)) if host else None
+    return [_plain_recipient(found.group(1), response, remote_mta, action)]
+
+
+@dataclass(frozen=True)
+class _PlainFormat:
+    name: str
+    marker: re.Pattern[str]
+    read: Callable[[str], list[BouncedRecipient]]
+    reporting_mta: re.Pattern[str] | None
+
+
+# Most specific first: an Office 365 text also contains phrases the Gmail reader knows.
+_PLAIN_FORMATS = (
+    _PlainFormat(
+        "exchange",
+        re.compile(r"Delivery has failed to these recipients or groups|Remote Server returned '"),
+        _read_exchange,
+        re.compile(r"Generating server:\s*([\w.-]+)"),
+    ),
+    _PlainFormat(
+        "gmail",
+        re.compile(
+            r"Address not found|Your message wasn.t delivered to|problem delivering your message|"
+            r"Delivery to the following recipients? (?:failed permanently|has been delayed)"
+        ),
+        _read_gmail,
+        None,
+    ),
+    _PlainFormat(
+        "yahoo",
+        re.compile(r"Sorry, we were unable to deliver your message to the following address"),
+        _read_yahoo,
+        None,
+    ),
+    _PlainFormat(
+        "postfix",
+        re.compile(r"This is the mail system at host"),
+        _read_postfix,
+        re.compile(r"This is the mail system at host ([\w.-]+?)\.?\s"),
+    ),
+    _PlainFormat(
+        "exim",
+        re.compile(r"This message was created automatically by mail delivery software"),
+        _read_exim,
+        re.compile(r"on the queue on ([\w.-]+?)\.?\s"),
+    ),
+    _PlainFormat(
+        "qmail",
+        re.compile(r"This is the qmail-send program at"),
+        _read_qmail,
+        re.compile(r"This is the qmail-send program at ([\w.-]+?)\.?\s"),
+    ),
+)
+
+
+def _read_plain(msg: Message) -> tuple[str, list[BouncedRecipient], str | None] | None:
+    """The first plain-text format whose marker and recipients are found in the bounce text."""
+    text = _COPY_MARKER.split(_human_text(msg), maxsplit=1)[0]
+    for plain in _PLAIN_FORMATS:
+        found = plain.read(text) if plain.marker.search(text) else []
+        if found:
+            return plain.name, found, _first_group(plain.reporting_mta, text)
+    return None
+
+
+def _read_flufl(msg: Message) -> list[BouncedRecipient]:
+    """Formats we have no reader for: flufl.bounce knows a dozen more, addresses only."""
+    try:
+        temporary, permanent = all_failures(msg)
+    except Exception:  # its heuristics are not written for hostile input
+        return []
+    hard = sorted({_address(a.decode("utf-8", "replace")) for a in permanent} - {""})
+    soft = sorted({_address(a.decode("utf-8", "replace")) for a in temporary} - {""} - set(hard))
+    return [BouncedRecipient(a, "failed", None, "hard", None, None, None) for a in hard] + [
+        BouncedRecipient(a, "delayed", None, "soft", None, None, None) for a in soft
+    ]
