@@ -1,0 +1,174 @@
+"""Recording returned mail and PEC timeouts, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from mailproxy_models.db import now, session_scope
+from mailproxy_models.events import MessageEvent
+from mailproxy_models.inbound import (
+    Correlation,
+    InboundEvent,
+    InboundFacts,
+    InboundMail,
+    record_inbound_mail,
+)
+from mailproxy_models.messages import SENT, Message, enqueue_messages
+from mailproxy_models.pec_timeouts import check_pec_timeouts
+from mailproxy_models.suppression_list import list_suppressed
+from tests.models.factories import LIMITS, database, enqueue, message, tenant_with_account
+
+
+def _hard_bounce(recipient: str, **correlation) -> InboundFacts:
+    event = InboundEvent(
+        kind="bounce",
+        description="550 5.1.1 user unknown",
+        recipients=(recipient,),
+        smtp_code=550,
+        enhanced_status="5.1.1",
+        details={"bounce_type": "hard"},
+        hard_bounce=True,
+    )
+    return InboundFacts("bounce", "a bounce", Correlation(**correlation), (event,))
+
+
+def _record(sessions, facts, key="k1", tenant="acme"):
+    with session_scope(sessions) as session:
+        return record_inbound_mail(session, tenant, "main", key, facts, now())
+
+
+def _events(sessions, msg_id, tenant="acme"):
+    with session_scope(sessions) as session:
+        pk = session.scalar(
+            select(Message.pk).where(Message.id == msg_id, Message.tenant_id == tenant)
+        )
+        return [
+            e.kind
+            for e in session.scalars(select(MessageEvent).where(MessageEvent.message_pk == pk))
+        ]
+
+
+def test_a_bounce_is_recorded_once_and_suppresses_only_its_own_recipient(database_url):
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        enqueue(sessions, [message("m1", to=["Gone <Gone@Example.org>"])])
+        first = _record(sessions, _hard_bounce("gone@example.org", ids=("m1",)))
+        assert first.outcome == "recorded" and first.suppressed == ("gone@example.org",)
+        assert _record(sessions, _hard_bounce("gone@example.org", ids=("m1",))).outcome == (
+            "duplicate"
+        )
+        assert _events(sessions, "m1") == ["bounce"]
+        # A bounce naming an address the message never had is reported, suppresses nothing.
+        forged = _record(sessions, _hard_bounce("victim@example.org", ids=("m1",)), key="k2")
+        assert forged.outcome == "recorded" and forged.suppressed == ()
+        with session_scope(sessions) as session:
+            listed, total = list_suppressed(session, "acme")
+            assert [entry.address for entry in listed] == ["gone@example.org"] and total == 1
+
+
+def test_correlation_never_crosses_tenants(database_url):
+    with database(database_url) as sessions:
+        tenant_with_account(sessions, "acme")
+        tenant_with_account(sessions, "other")
+        enqueue(sessions, [message("m1")], tenant="acme")
+        with session_scope(sessions) as session:
+            acme_pk = session.scalar(select(Message.pk).where(Message.id == "m1"))
+        # Other's mailbox receives a bounce that names acme's message every way it can.
+        facts = _hard_bounce("b@example.org", ids=("m1",), verp_pks=(acme_pk,))
+        result = _record(sessions, facts, tenant="other")
+        assert result.outcome == "uncorrelated"
+        assert _events(sessions, "m1", "acme") == []
+
+
+def test_verp_then_message_id_correlate_when_our_header_is_gone(database_url):
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        enqueue(sessions, [message("m1"), message("m2")])
+        with session_scope(sessions) as session:
+            pks = {row.id: row.pk for row in session.execute(select(Message.id, Message.pk))}
+            session.execute(
+                update(Message).where(Message.id == "m2").values(smtp_message_id="<m2@example.com>")
+            )
+        assert _record(sessions, _hard_bounce("b@example.org", verp_pks=(pks["m1"],))).outcome == (
+            "recorded"
+        )
+        by_id = _hard_bounce("b@example.org", message_ids=("m2@example.com",))
+        assert _record(sessions, by_id, key="k2").message_pk == pks["m2"]
+
+
+def test_mail_that_is_not_a_bounce_is_logged_without_events(database_url):
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        result = _record(sessions, InboundFacts("auto_reply", "Out of office"))
+        assert result.outcome == "ignored"
+        with session_scope(sessions) as session:
+            (row,) = session.scalars(select(InboundMail))
+            assert (row.kind, row.outcome) == ("auto_reply", "ignored")
+
+
+def _pec_sent(sessions, sent_ago: float, recipients: list[str]) -> int:
+    with session_scope(sessions) as session:
+        from mailproxy_models.accounts import Account
+
+        session.execute(update(Account).values(is_pec=True))
+        enqueue_messages(session, "acme", [message("p1", to=recipients)], LIMITS)
+        session.execute(
+            update(Message).values(status=SENT, sent_ts=now() - sent_ago, smtp_message_id="<p1@x>")
+        )
+        return session.scalar(select(Message.pk))
+
+
+def _check(sessions, current=None):
+    with session_scope(sessions) as session:
+        return check_pec_timeouts(session, 1800, 86400, current or now())
+
+
+def _pec_events(sessions):
+    with session_scope(sessions) as session:
+        rows = session.scalars(select(MessageEvent).order_by(MessageEvent.pk))
+        return [(e.kind, (e.details or {}).get("expected")) for e in rows]
+
+
+def test_pec_timeouts_fire_once_each_for_acceptance_and_delivery(database_url):
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        _pec_sent(sessions, 3600, ["a@pec.example.org", "b@pec.example.org"])
+        assert _check(sessions) == 1
+        assert _check(sessions) == 0
+        assert _pec_events(sessions) == [("pec_timeout", "acceptance")]
+        # A day later one recipient's delivery receipt came, the other's did not.
+        receipt = InboundEvent(
+            kind="pec_delivery",
+            description="delivered",
+            recipients=("a@pec.example.org",),
+            details={"recipients": ["a@pec.example.org"]},
+        )
+        facts = InboundFacts("pec_receipt", "r", Correlation(message_ids=("<p1@x>",)), (receipt,))
+        assert _record(sessions, facts).outcome == "recorded"
+        later = now() + 86400
+        assert _check(sessions, later) == 1
+        assert _check(sessions, later + 60) == 0
+        with session_scope(sessions) as session:
+            last = session.scalars(select(MessageEvent).order_by(MessageEvent.pk.desc())).first()
+            assert last.kind == "pec_timeout"
+            assert last.details == {"expected": "delivery", "recipients": ["b@pec.example.org"]}
+
+
+def test_no_pec_timeout_when_receipts_came_in_time(database_url):
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        _pec_sent(sessions, 60, ["a@pec.example.org"])
+        assert _check(sessions) == 0  # too early for anything
+        events = [
+            InboundEvent(
+                kind=kind,
+                description=kind,
+                recipients=("a@pec.example.org",),
+                details={"recipients": ["a@pec.example.org"]},
+            )
+            for kind in ("pec_acceptance", "pec_delivery")
+        ]
+        facts = InboundFacts("pec_receipt", "r", Correlation(message_ids=("p1@x",)), tuple(events))
+        _record(sessions, facts)
+        assert _check(sessions, now() + 2 * 86400 - 3600) == 0
+        assert [kind for kind, _ in _pec_events(sessions)] == ["pec_acceptance", "pec_delivery"]
