@@ -17,6 +17,7 @@ from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, BigId, insert_for
+from .delivery_totals import BOUNCED, Outcome, count_outcomes
 from .events import MessageEvent
 from .messages import Message
 from .suppression_list import normalize_address, suppress
@@ -185,6 +186,10 @@ def _record_events(
             }
         )
     session.execute(insert(MessageEvent), rows)
+    bounces = [e for e in events if e.kind == "bounce"]
+    count_outcomes(
+        session, [Outcome(message.tenant_id, message.account_id, BOUNCED)] * len(bounces)
+    )
     return RecordResult("recorded", message.pk, len(rows), tuple(suppressed))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from .accounts import Account
@@ -17,6 +17,7 @@ from .secrets_box import SecretBox
 from .tenants import Tenant
 
 CLIENT_AUTH_SECRETS = ("password_enc", "token_enc")
+ACCOUNT_SECRETS = ("password_enc", "imap_password_enc")  # SMTP and IMAP passwords
 
 
 def _stale_client_auth(box: SecretBox, auth: dict[str, Any] | None) -> bool:
@@ -55,12 +56,22 @@ def _waiting_with_attachment_auth(session: Session) -> Any:
     return session.scalars(select(Message).where(Message.status.in_(WAITING)))
 
 
+def _accounts_with_secrets(session: Session) -> Any:
+    return session.scalars(
+        select(Account).where(
+            or_(Account.password_enc.is_not(None), Account.imap_password_enc.is_not(None))
+        )
+    )
+
+
+def _stale_account(box: SecretBox, account: Account) -> bool:
+    values = (getattr(account, column) for column in ACCOUNT_SECRETS)
+    return any(value and not box.is_current(value) for value in values)
+
+
 def count_stale_secrets(session: Session, box: SecretBox) -> int:
     """How many rows hold a secret written under an older key."""
-    passwords = session.scalars(
-        select(Account.password_enc).where(Account.password_enc.is_not(None))
-    )
-    stale = sum(1 for value in passwords if value and not box.is_current(value))
+    stale = sum(1 for account in _accounts_with_secrets(session) if _stale_account(box, account))
     stale += sum(
         1 for m in _waiting_with_attachment_auth(session) if _stale_attachment_auth(box, m.payload)
     )
@@ -76,11 +87,14 @@ def reencrypt_secrets(session: Session, box: SecretBox, limit: int = 100) -> int
     """Re-encrypt up to ``limit`` rows whose secrets are under an older key; returns how
     many it changed (0 when done). The caller commits each batch."""
     changed = 0
-    for account in session.scalars(select(Account).where(Account.password_enc.is_not(None))):
+    for account in _accounts_with_secrets(session):
         if changed >= limit:
             return changed
-        if account.password_enc and not box.is_current(account.password_enc):
-            account.password_enc = box.encrypt(box.decrypt(account.password_enc))
+        if _stale_account(box, account):
+            for column in ACCOUNT_SECRETS:
+                value = getattr(account, column)
+                if value and not box.is_current(value):
+                    setattr(account, column, box.encrypt(box.decrypt(value)))
             changed += 1
     for tenant in session.scalars(select(Tenant)):
         if changed >= limit:

@@ -37,3 +37,29 @@ def test_waiting_messages_attachment_credentials_move_to_the_new_key(database_ur
             payload = session.scalar(select(Message.payload))
         sealed = payload["attachments"][0]["auth"]["token_enc"]
         assert SecretBox(new_key).decrypt(sealed) == "attachment-token-1"
+
+
+def test_imap_passwords_move_to_the_new_key_with_the_smtp_ones(database_url):
+    from mailproxy_models.accounts import Account, upsert_account
+
+    old_key, new_key = os.urandom(32), os.urandom(32)
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        with session_scope(sessions) as session:
+            values = {"tenant_id": "acme", "id": "main", "imap_host": "imap.example.com"}
+            upsert_account(session, SecretBox(old_key), {**values, "imap_password": "imap-pw"})
+            upsert_account(
+                session,
+                SecretBox(old_key),
+                {**values, "id": "other", "host": "h", "port": 25, "password": "smtp-pw"},
+            )
+        new_box = SecretBox(new_key, previous=[old_key])
+        with session_scope(sessions) as session:
+            assert count_stale_secrets(session, new_box) == 2
+            assert reencrypt_secrets(session, new_box) == 2
+        with session_scope(sessions) as session:
+            assert count_stale_secrets(session, new_box) == 0
+            main = session.get(Account, ("acme", "main"))
+            other = session.get(Account, ("acme", "other"))
+            assert SecretBox(new_key).decrypt(main.imap_password_enc) == "imap-pw"
+            assert SecretBox(new_key).decrypt(other.password_enc) == "smtp-pw"
