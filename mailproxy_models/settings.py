@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     imap_fetch_batch: int = Field(
         50, description="Mails fetched per IMAP FETCH while polling a mailbox."
     )
+    imap_max_mail_bytes: int = Field(
+        20 * 1024 * 1024,
+        description="Larger mail in a bounce/receipt mailbox is not downloaded: it is logged "
+        "as too large and left for a person.",
+    )
     pec_acceptance_timeout: float = Field(
         1800.0,
         description="Seconds after sending a PEC message without an acceptance receipt before "

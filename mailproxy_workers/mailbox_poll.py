@@ -19,7 +19,7 @@ from imapclient import IMAPClient
 
 from mailproxy_models.accounts import Account, ImapEndpoint, imap_endpoint
 from mailproxy_models.db import now, session_scope
-from mailproxy_models.inbound import record_inbound_mail
+from mailproxy_models.inbound import InboundFacts, record_inbound_mail
 from mailproxy_models.mailboxes import (
     MailboxPosition,
     claim_mailbox,
@@ -87,7 +87,7 @@ def _read_new_mail(
         # "n:*" always matches the newest message, even below n (RFC 3501 6.4.8): filter.
         uids = sorted(uid for uid in client.search(["UID", f"{last + 1}:*"]) if uid > last)
         for chunk in _chunks(uids, settings.imap_fetch_batch):
-            fetched = client.fetch(chunk, ["BODY.PEEK[]"])
+            fetched = _fetch(client, chunk, settings.imap_max_mail_bytes)
             handled, count = _record_chunk(runtime, endpoint, chunk, fetched)
             _mark_processed(client, endpoint, handled)
             with session_scope(runtime.instance.sessions) as session:
@@ -104,11 +104,34 @@ def _read_new_mail(
     return read, recorded
 
 
+def _fetch(client: IMAPClient, uids: list[int], max_bytes: int) -> dict[int, bytes | int]:
+    """Each mail's bytes, or its size when it is too large to download."""
+    sizes = client.fetch(uids, ["RFC822.SIZE"])
+    small = [uid for uid in uids if int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0)) <= max_bytes]
+    bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
+    result: dict[int, bytes | int] = {}
+    for uid in uids:
+        raw = bodies.get(uid, {}).get(b"BODY[]")
+        if isinstance(raw, bytes):
+            result[uid] = raw
+        elif uid in sizes and uid not in small:
+            result[uid] = int(sizes[uid][b"RFC822.SIZE"])
+    return result  # a UID missing here was expunged between SEARCH and FETCH
+
+
+def _facts_and_key(endpoint: ImapEndpoint, uid: int, mail: bytes | int) -> tuple[InboundFacts, str]:
+    if isinstance(mail, bytes):
+        return classify(mail), hashlib.sha256(mail).hexdigest()
+    summary = f"not downloaded: {mail} bytes is over MAILPROXY_IMAP_MAX_MAIL_BYTES"
+    identity = f"{endpoint.account_id}/{endpoint.folder}/{uid}/{mail}".encode()
+    return InboundFacts("unparseable", summary), hashlib.sha256(identity).hexdigest()
+
+
 def _record_chunk(
     runtime: WorkerRuntime,
     endpoint: ImapEndpoint,
     uids: list[int],
-    fetched: dict[int, dict[bytes, object]],
+    fetched: dict[int, bytes | int],
 ) -> tuple[list[int], int]:
     """Record the chunk's mail in one transaction; returns the UIDs to flag and how many
     mails were recorded as events."""
@@ -116,11 +139,9 @@ def _record_chunk(
     recorded = 0
     with session_scope(runtime.instance.sessions) as session:
         for uid in uids:
-            raw = fetched.get(uid, {}).get(b"BODY[]")
-            if not isinstance(raw, bytes):
-                continue  # expunged between SEARCH and FETCH
-            facts = classify(raw)
-            key = hashlib.sha256(raw).hexdigest()
+            if uid not in fetched:
+                continue
+            facts, key = _facts_and_key(endpoint, uid, fetched[uid])
             result = record_inbound_mail(
                 session, endpoint.tenant_id, endpoint.account_id, key, facts, now()
             )

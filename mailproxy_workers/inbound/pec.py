@@ -44,6 +44,7 @@ _MAX_DATICERT_BYTES = 256 * 1024
 _MAX_MIME_DEPTH = 8
 _MAX_MIME_PARTS = 200
 _MAX_BER_DEPTH = 32
+_SIGNED_DATA_OID = bytes.fromhex("2a864886f70d010702")  # 1.2.840.113549.1.7.2
 
 _ZONE_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 
@@ -189,7 +190,7 @@ def _walk(message: Message) -> Iterator[Message]:
 
 
 def _children(part: Message) -> list[Message]:
-    if part.get_content_maintype() == "message":
+    if _content_type(part).startswith("message/"):
         return []
     if _is_opaque_signed(part):
         inner = _opaque_signed_content(part)
@@ -247,8 +248,8 @@ def _pkcs7_signed_content(der: bytes) -> bytes | None:
     if len(content_info) != 1:
         return None
     outer = _ber_children(content_info[0][1])
-    if len(outer) < 2 or outer[1][0] != 0xA0:
-        return None
+    if len(outer) < 2 or outer[0] != (0x06, _SIGNED_DATA_OID) or outer[1][0] != 0xA0:
+        return None  # enveloped (encrypted) or other content: nothing we can read
     signed_data = _ber_children(outer[1][1])
     signed_fields = _ber_children(signed_data[0][1]) if signed_data else []
     if len(signed_fields) < 3:

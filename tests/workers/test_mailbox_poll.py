@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from mailproxy_models.accounts import upsert_account
 from mailproxy_models.db import session_scope
 from mailproxy_models.events import MessageEvent
+from mailproxy_models.inbound import InboundMail
 from mailproxy_models.instance import open_instance
 from mailproxy_models.mailboxes import MailboxState, mailboxes_due
 from mailproxy_models.migrate import upgrade
@@ -35,22 +36,41 @@ def dovecot_tls():
         server.stop()
 
 
-@pytest.fixture
-def runtime(tmp_path, dovecot_tls):
+def _runtime(tmp_path, dovecot_tls, **overrides) -> WorkerRuntime:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     upgrade(url)
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=url,
-        imap_ca_file=dovecot_tls.cafile,
-        imap_timeout=5.0,
-        imap_poll_interval=10.0,
-    )
+    values = {"imap_ca_file": dovecot_tls.cafile, "imap_timeout": 5.0, "imap_poll_interval": 10.0}
+    settings = Settings(data_dir=tmp_path, database_url=url, **{**values, **overrides})
     instance = open_instance(settings)
     with session_scope(instance.sessions) as session:
         create_tenant(session, instance.box, {"id": "acme"})
-    yield WorkerRuntime(instance, None, "test", os.getpid(), None)  # type: ignore[arg-type]
-    instance.engine.dispose()
+    return WorkerRuntime(instance, None, "test", os.getpid(), None)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def runtime(tmp_path, dovecot_tls):
+    runtime = _runtime(tmp_path, dovecot_tls)
+    yield runtime
+    runtime.instance.engine.dispose()
+
+
+def test_mail_over_the_size_limit_is_logged_not_downloaded(tmp_path, dovecot_tls):
+    runtime = _runtime(tmp_path, dovecot_tls, imap_max_mail_bytes=1500)
+    folder = _account(runtime, dovecot_tls)
+    small = _bounce_for(runtime, "m1")
+    large = _bounce_for(runtime, "m2").replace(b"could not be delivered", b"x" * 2000)
+    with _imap(dovecot_tls) as client:
+        client.append(folder, small)
+        client.append(folder, large)
+    result = poll_mailbox(runtime, "acme", "main")
+    assert (result.read, result.recorded) == (2, 1)
+    with session_scope(runtime.instance.sessions) as session:
+        rows = {row.kind: row for row in session.scalars(select(InboundMail))}
+        assert "over MAILPROXY_IMAP_MAX_MAIL_BYTES" in rows["unparseable"].summary
+    with _imap(dovecot_tls) as client:
+        client.select_folder(folder, readonly=True)
+        assert client.search(["UNSEEN"]) == [2]  # left for a person
+    runtime.instance.engine.dispose()
 
 
 def _account(runtime, dovecot_tls, **fields):
@@ -137,12 +157,8 @@ def test_a_new_uidvalidity_reads_everything_again_and_records_nothing_twice(runt
 
 
 def test_an_unverifiable_certificate_fails_the_mailbox_with_backoff(tmp_path, dovecot_tls):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
-    instance = open_instance(Settings(data_dir=tmp_path, database_url=url, imap_timeout=5.0))
-    runtime = WorkerRuntime(instance, None, "test", os.getpid(), None)  # type: ignore[arg-type]
-    with session_scope(instance.sessions) as session:
-        create_tenant(session, instance.box, {"id": "acme"})
+    runtime = _runtime(tmp_path, dovecot_tls, imap_ca_file=None)
+    instance = runtime.instance
     _account(runtime, dovecot_tls)  # the test CA is not trusted by this instance
     first = poll_mailbox(runtime, "acme", "main")
     assert first.polled and "CERTIFICATE_VERIFY_FAILED" in (first.error or "")
