@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,11 +20,6 @@ from rich.progress import Progress
 from rich.table import Table
 from werkzeug.serving import make_server
 
-import mailproxy_models.migrate as migrate
-from mailproxy_models.db import session_scope
-from mailproxy_models.instance import admin_token, key_files, open_instance
-from mailproxy_models.key_rotation import count_stale_secrets, reencrypt_secrets
-from mailproxy_models.secrets_box import RELOAD_INTERVAL
 from mailproxy_models.settings import Settings, get_settings
 
 from . import cli_contexts
@@ -116,8 +112,6 @@ def root(
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -154,6 +148,8 @@ def start(
                 "give a name or --data-dir, not both"
             )
         instance = LocalInstance.named(name)
+        if instance.running_pid() is not None:
+            raise RuntimeError(f"instance {name} is already running; see: mail-proxy status {name}")
         data_dir, port = instance.path, port or _free_port()
     elif detach:
         raise CliUsageError("--detach needs an instance name: mail-proxy start NAME --detach")
@@ -172,6 +168,11 @@ def start(
         return
     settings = _configure(data_dir, port, host)
     settings.data_path.mkdir(parents=True, exist_ok=True)
+    # Database and API modules are imported by the commands that need them: every other
+    # command (which only talks HTTP) starts in a fraction of the time.
+    import mailproxy_models.migrate as migrate
+    from mailproxy_models.instance import admin_token
+
     migrate.upgrade(settings.effective_database_url)
     token = admin_token(settings)
 
@@ -287,7 +288,9 @@ def status(
         console.print(f"API at {summary['url']}: running", highlight=False)
     answer = summary.get("status")
     if answer and "error" not in answer:
-        depth = ", ".join(f"{p} {n}" for p, n in answer["queue_depth"].items())
+        depths = answer["queue_depth"]
+        order = ("immediate", "high", "medium", "low")
+        depth = ", ".join(f"{p} {depths[p]}" for p in sorted(depths, key=_priority_rank(order)))
         console.print(
             f"  version {answer['version']}, up {answer['uptime_seconds']}s, "
             f"active={answer['active']}; waiting: {depth}",
@@ -295,6 +298,10 @@ def status(
         )
     elif answer:
         console.print(f"  /status: {answer['error']}", highlight=False)
+
+
+def _priority_rank(order: tuple[str, ...]) -> Any:
+    return lambda name: order.index(name) if name in order else len(order)
 
 
 @cli.command()
@@ -311,11 +318,12 @@ def delete(
         stop_instance(instance)
     if not yes:
         typer.confirm(f"Delete instance {name} and everything in {instance.path}?", abort=True)
+    url = instance.record().get("url")
     delete_instance(instance)
     store = ContextStore()
     contexts, _current = store.all()
-    if any(c.name == name and c.url == instance.record().get("url") for c in contexts):
-        store.delete(name)
+    if any(c.name == name and c.url == url for c in contexts):
+        store.delete(name)  # the context start saved for it; it points nowhere now
     console.print(f"instance {name} deleted")
 
 
@@ -324,6 +332,8 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Bring the database schema up to date (safe to run repeatedly)."""
+    import mailproxy_models.migrate as migrate
+
     url = get_settings().effective_database_url
     migrate.upgrade(url, revision)
     console.print(f"database at revision {migrate.current_revision(url)}")
@@ -332,6 +342,8 @@ def db_upgrade(
 @db_cli.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]) -> None:
     """Go back to an older schema revision (``base`` removes every table)."""
+    import mailproxy_models.migrate as migrate
+
     url = get_settings().effective_database_url
     migrate.downgrade(url, revision)
     console.print(f"database at revision {migrate.current_revision(url)}")
@@ -361,6 +373,11 @@ def keys_rotate(
     the new key there and the old one in MAILPROXY_PREVIOUS_ENCRYPTION_KEYS on every
     process first; this re-encrypts what the old key wrote; then drop the old key.
     """
+    from mailproxy_models.db import session_scope
+    from mailproxy_models.instance import key_files, open_instance
+    from mailproxy_models.key_rotation import count_stale_secrets, reencrypt_secrets
+    from mailproxy_models.secrets_box import RELOAD_INTERVAL
+
     settings = get_settings()
     files = None if settings.encryption_key is not None else key_files(settings)
     if files is not None:
@@ -388,10 +405,10 @@ def keys_rotate(
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Exit codes: 0 done, 1 refused or failed (the message says why), 2 bad usage."""
     try:
-        cli()
+        cli(args=argv, prog_name="mail-proxy")
     except CliUsageError as exc:
         err_console.print(f"[red]usage error:[/] {exc}", highlight=False)
         raise SystemExit(2) from exc

@@ -25,7 +25,7 @@ Batch = Annotated[str | None, typer.Option("--batch", help="Only this batch code
 
 
 def format_ts(ts: int | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
 def print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool, title: str) -> None:

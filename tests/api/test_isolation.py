@@ -89,6 +89,8 @@ def _sample(name: str, schema: dict[str, Any], spec: dict[str, Any], target: boo
         return "main"  # A's account id; as a tenant id it is unknown to both
     if target and name == "ids":
         return ["ALPHA-MSG-1"]
+    if name == "addresses":
+        return ["probe@example.org"]
     if name == "messages":
         return [
             {
