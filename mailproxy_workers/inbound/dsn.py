@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from email import message_from_bytes, message_from_string, policy
 from email.header import decode_header, make_header
 from email.message import Message
+from email.utils import getaddresses
 from typing import Literal
 
 from flufl.bounce import all_failures
@@ -27,26 +28,31 @@ BounceType = Literal["hard", "soft"]
 
 @dataclass(frozen=True)
 class BouncedRecipient:
-    recipient: str
-    action: str
-    status: str | None
-    bounce_type: BounceType | None
-    diagnostic: str | None
-    remote_mta: str | None
-    smtp_code: int | None
+    recipient: str  # lowercased, no angle brackets, no "rfc822;" type
+    action: str  # RFC 3464: failed | delayed | delivered | relayed | expanded
+    status: str | None  # enhanced status ("5.1.1") when known
+    bounce_type: BounceType | None  # None for delivered / relayed / expanded
+    diagnostic: str | None  # what the server said, without "smtp;", at most 1000 chars
+    remote_mta: str | None  # without "dns;"
+    smtp_code: int | None  # three-digit reply code (550) when found
 
 
 @dataclass(frozen=True)
 class BounceReport:
-    format: str
+    format: str  # rfc3464 | exchange | gmail | yahoo | postfix | exim | qmail | flufl
     recipients: tuple[BouncedRecipient, ...]
-    correlation_ids: tuple[str, ...]
-    original_message_id: str | None
+    correlation_ids: tuple[str, ...]  # X-Mailproxy-ID / X-Genro-Mail-ID of the original
+    original_message_id: str | None  # Message-ID of the returned original
     reporting_mta: str | None
 
 
 _MAX_DIAGNOSTIC = 1000
 _MAX_DEPTH = 20
+# The report is at the top of a bounce; the plain-text readers never look further than this.
+_MAX_REPORT_TEXT = 100_000
+# flufl.bounce reads every line of every part, some detectors once per part: on a returned
+# original with a large attachment that takes seconds, so it gets the head of the mail only.
+_MAX_FLUFL_BYTES = 128 * 1024
 _ACTIONS = frozenset({"failed", "delayed", "delivered", "relayed", "expanded"})
 _CORRELATION_HEADERS = frozenset({"x-mailproxy-id", "x-genro-mail-id"})
 _DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -54,7 +60,9 @@ _ORIGINAL_TYPES = frozenset(
     {"message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers"}
 )
 
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# The lookbehind makes a match start at the beginning of a run only: linear on long lines.
+_ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_ANGLE_ADDRESS_LINE = re.compile(r"<([^<>\s@]+@[^<>\s]+)>:?\s*(.*)")
 # Lookarounds keep IP addresses ("192.0.2.10") and versions from passing for codes.
 _STATUS = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
 _SMTP_CODE = re.compile(r"(?<![\w.])([245]\d\d)(?=[ \t:-]|$)", re.M)
@@ -95,7 +103,7 @@ def parse_bounce(raw: bytes) -> BounceReport | None:
     Not bounces: normal mail, auto-replies / out-of-office, PEC receipts.
     """
     try:
-        return _read_bounce(_parse(raw))
+        return _read_bounce(_parse(raw), bytes(raw))
     except Exception:  # guarantee to the poller: mail from outside never makes this raise
         return None
 
@@ -113,7 +121,10 @@ def _parse(raw: bytes) -> Message:
     return message_from_bytes(bytes(raw), policy=policy.compat32)
 
 
-def _read_bounce(msg: Message) -> BounceReport | None:
+def _read_bounce(msg: Message, raw: bytes) -> BounceReport | None:
+    """A readable DSN wins; then, for automated mail only, our plain-text readers, which come
+    before the auto-reply check because Exim and Gmail mark their bounces auto-replied; then
+    flufl.bounce; a DSN nobody could read still yields its returned original's ids."""
     if _has_header(msg, "x-ricevuta") or _has_header(msg, "x-trasporto"):
         return None  # PEC receipts have their own reader
     dsn = _read_dsn(msg)
@@ -127,7 +138,7 @@ def _read_bounce(msg: Message) -> BounceReport | None:
         return _report(msg, *plain)
     if not is_report and _has_auto_reply_marks(msg):
         return None
-    failures = _read_flufl(msg)
+    failures = _read_flufl(raw)
     if failures:
         return _report(msg, "flufl", failures, None)
     if is_report:  # a DSN we could not read still names the original, which the caller needs
@@ -148,13 +159,20 @@ def _report(
 def _parts(msg: Message, depth: int = 0) -> Iterator[Message]:
     """The bounce and its parts in order; a message/* part is a leaf, never descended into."""
     yield msg
-    payload = msg.get_payload()
-    if msg.get_content_maintype() == "message" or depth > _MAX_DEPTH:
-        return
-    if isinstance(payload, list):
-        for sub in payload:
-            if isinstance(sub, Message):
-                yield from _parts(sub, depth + 1)
+    if msg.get_content_maintype() != "message" and depth < _MAX_DEPTH:
+        for sub in _subparts(msg):
+            yield from _parts(sub, depth + 1)
+
+
+def _subparts(msg: Message) -> list[Message]:
+    """The parsed sub-messages of a multipart or message/* part; [] for a leaf.
+
+    Never get_payload() on a leaf: compat32 then decodes it with the declared charset, which
+    raises on odd charset names.
+    """
+    if not msg.is_multipart():
+        return []
+    return [sub for sub in msg.get_payload() if isinstance(sub, Message)]
 
 
 def _unsurrogate(text: str) -> str:
@@ -209,8 +227,9 @@ def _human_text(msg: Message) -> str:
 
 
 def _html_text(markup: str) -> str:
-    markup = re.sub(r"<(?:br|/p|/div|/tr|/li)\b[^>]*>", "\n", markup, flags=re.I)
-    return html.unescape(re.sub(r"<[^>]*>", "", markup))
+    # [^<>] rather than [^>]: a run of unclosed "<" must not make this quadratic.
+    markup = re.sub(r"<(?:br|/p|/div|/tr|/li)\b[^<>]*>", "\n", markup, flags=re.I)
+    return html.unescape(re.sub(r"<[^<>]*>", "", markup))
 
 
 def _is_delivery_report(msg: Message) -> bool:
@@ -274,10 +293,8 @@ def _original_headers(msg: Message) -> list[tuple[str, str]]:
     for part in _parts(msg):
         if part.get_content_type() not in _ORIGINAL_TYPES:
             continue
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            first = payload[0] if payload else None
-            original = first if isinstance(first, Message) else Message()
+        if part.is_multipart():
+            original = next(iter(_subparts(part)), Message())
         else:
             original = message_from_string(_body_text(part), policy=policy.compat32)
         return [(key, _unsurrogate(str(value))) for key, value in original.raw_items()]
@@ -305,15 +322,12 @@ def _read_dsn(msg: Message) -> tuple[list[BouncedRecipient], str | None] | None:
 
 def _dsn_text(part: Message) -> str:
     """The fields of a delivery-status part as text, however the email package split them."""
-    payload = part.get_payload()
-    if isinstance(payload, str):
+    if not part.is_multipart():
         return _body_text(part)
     # The parser made one Message per block (or, for the global type, one with the rest as body);
     # work in bytes so raw UTF-8 (RFC 6533) survives the round trip.
     chunks: list[bytes] = []
-    for sub in payload:
-        if not isinstance(sub, Message):
-            continue
+    for sub in _subparts(part):
         fields = "\n".join(f"{key}: {value}" for key, value in sub.raw_items())
         body = sub.get_payload(decode=True)
         chunks.append(
@@ -341,26 +355,26 @@ def _field_blocks(text: str) -> list[dict[str, str]]:
 
     A repeated recipient field also starts a block: some MTAs omit the blank line.
     """
-    blocks: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    last = ""
+    blocks: list[dict[str, list[str]]] = [{}]
+    last: list[str] | None = None  # the field that folded lines continue
     for line in text.splitlines():
         name, sep, value = line.partition(":")
         name = name.strip().lower()
         if not line.strip():
-            blocks, current, last = blocks + [current] if current else blocks, {}, ""
+            blocks.append({})
+            last = None
         elif line[0] in " \t":
-            if last:
-                current[last] += " " + line.strip()
+            if last is not None:
+                last.append(line.strip())
         elif sep and name and " " not in name:
-            if _starts_recipient(name, current):
-                blocks, current = blocks + [current], {}
-            last = "" if name in current else name
-            current.setdefault(name, value.strip())
-    return blocks + [current] if current else blocks
+            if _starts_recipient(name, blocks[-1]):
+                blocks.append({})
+            # A field repeated within a block: the first one counts.
+            last = None if name in blocks[-1] else blocks[-1].setdefault(name, [value.strip()])
+    return [{name: " ".join(parts) for name, parts in block.items()} for block in blocks if block]
 
 
-def _starts_recipient(name: str, fields: dict[str, str]) -> bool:
+def _starts_recipient(name: str, fields: dict[str, list[str]]) -> bool:
     return name in ("final-recipient", "original-recipient") and name in fields
 
 
@@ -405,7 +419,7 @@ def _strip_type(value: str) -> str | None:
 def _mta(value: str) -> str | None:
     """ "dns; mx.example.net. (192.0.2.44, comment)" -> "mx.example.net"."""
     tokens = (_strip_type(value) or "").split()
-    return tokens[0].rstrip(".") or None if tokens else None
+    return (tokens[0].rstrip(".") or None) if tokens else None
 
 
 def _status(text: str) -> str | None:
@@ -477,7 +491,7 @@ def _angle_blocks(text: str) -> list[tuple[str, str]]:
     blocks: list[tuple[str, list[str]]] = []
     open_block = False
     for line in text.splitlines():
-        start = re.match(r"^<([^<>\s]+@[^<>\s]+)>:?\s*(.*)$", line)
+        start = _ANGLE_ADDRESS_LINE.match(line)
         if start:
             blocks.append((start.group(1), [start.group(2)]))
             open_block = True
@@ -489,7 +503,7 @@ def _angle_blocks(text: str) -> list[tuple[str, str]]:
 
 
 _REMOTE_SAID = re.compile(r"^.*?(?:said|Remote host said):\s*", re.I)
-_HOST_BRACKET = re.compile(r"\bhost ([\w.-]+?)\s?\[")
+_HOST_BRACKET = re.compile(r"\b(?:host|connect to) ([\w.-]+?)\s?\[")
 
 
 def _read_postfix(text: str) -> list[BouncedRecipient]:
@@ -654,7 +668,7 @@ _PLAIN_FORMATS = (
 
 def _read_plain(msg: Message) -> tuple[str, list[BouncedRecipient], str | None] | None:
     """The first plain-text format whose marker and recipients are found in the bounce text."""
-    text = _COPY_MARKER.split(_human_text(msg), maxsplit=1)[0]
+    text = _COPY_MARKER.split(_human_text(msg)[:_MAX_REPORT_TEXT], maxsplit=1)[0]
     for plain in _PLAIN_FORMATS:
         found = plain.read(text) if plain.marker.search(text) else []
         if found:
@@ -662,10 +676,28 @@ def _read_plain(msg: Message) -> tuple[str, list[BouncedRecipient], str | None] 
     return None
 
 
-def _read_flufl(msg: Message) -> list[BouncedRecipient]:
+# --- fallback ----------------------------------------------------------------------------
+
+
+def _for_flufl(raw: bytes) -> Message:
+    """The head of the mail as flufl.bounce can take it: ASCII only, with a From that parses.
+
+    Its detectors call str methods on headers, decode parts by their declared charset and index
+    the parsed From; on compat32's Header objects and surrogates for raw 8-bit bytes, or on a
+    missing From, they raise (and log). Non-ASCII becomes "?": they look for English text.
+    """
+    head = raw[:_MAX_FLUFL_BYTES].decode("ascii", "replace").replace("\ufffd", "?")
+    msg = message_from_string(head.replace("\0", ""), policy=policy.compat32)
+    if not getaddresses([str(msg.get("from", ""))]):
+        del msg["from"]
+        msg["From"] = "<>"
+    return msg
+
+
+def _read_flufl(raw: bytes) -> list[BouncedRecipient]:
     """Formats we have no reader for: flufl.bounce knows a dozen more, addresses only."""
     try:
-        temporary, permanent = all_failures(msg)
+        temporary, permanent = all_failures(_for_flufl(raw))
     except Exception:  # its heuristics are not written for hostile input
         return []
     hard = sorted({_address(a.decode("utf-8", "replace")) for a in permanent} - {""})
