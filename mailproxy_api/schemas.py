@@ -407,9 +407,7 @@ class StatusSchema(OkSchema):
 
 
 class ReadySchema(OkSchema):
-    error = fields.String(
-        metadata={"description": "Present when not ready: which checks failed."}
-    )
+    error = fields.String(metadata={"description": "Present when not ready: which checks failed."})
     checks = fields.Dict(
         keys=fields.String(),
         values=fields.String(),

@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     accounts,
     api_keys,
     audit,
+    delivery_metrics,
     delivery_totals,
     events,
     inbound,

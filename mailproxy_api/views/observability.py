@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, current_app, request
 from flask.wrappers import Response
 from flask_smorest import Blueprint
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from prometheus_flask_exporter import PrometheusMetrics
 
 from mailproxy_models.instance import Instance
@@ -17,6 +17,9 @@ from mailproxy_models.readiness import DEFAULT_TIMEOUT, OK, broker_check, check_
 from ..schemas import ReadySchema
 
 blp = Blueprint("observability", __name__, description="Readiness and metrics")
+
+# The classic text format, understood by every Prometheus version (generate_latest's output).
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @blp.route("/ready", methods=["GET"])
@@ -48,8 +51,9 @@ def ready() -> Any:
     responses={
         "200": {
             "description": "Prometheus text exposition format: HTTP metrics of the API "
-            "processes, delivery metrics of the whole fleet (docs/observability.md).",
-            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            "processes, delivery metrics of the whole fleet (docs/observability.md lists "
+            "them).",
+            "content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}},
         },
         "401": {"$ref": "#/components/responses/DEFAULT_ERROR"},
     },
@@ -62,7 +66,7 @@ def metrics() -> Response:
     if token and not _presents(token):
         abort(401, description="This needs the metrics token: Authorization: Bearer <token>.")
     registry = current_app.extensions["mailproxy_metrics"]
-    return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), mimetype=None, content_type=PROMETHEUS_TEXT)
 
 
 def _presents(token: str) -> bool:

@@ -1,4 +1,5 @@
-"""Delivery totals: outcome counts and a latency histogram that retention never lowers.
+"""Delivery totals: outcome counts and a latency histogram that retention never lowers;
+a partial index of the unreported events for the report-lag metric.
 
 Revision ID: 0007
 Revises: 0006
@@ -46,7 +47,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "bucket", name=op.f("pk_delivery_latency_totals")),
     )
 
+    # Only the events not yet reported: the report-lag metric reads them at every scrape.
+    op.create_index(
+        "ix_message_events_unreported",
+        "message_events",
+        ["message_pk", "ts"],
+        unique=False,
+        sqlite_where=sa.text("reported_ts IS NULL"),
+        postgresql_where=sa.text("reported_ts IS NULL"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_message_events_unreported", table_name="message_events")
     op.drop_table("delivery_latency_totals")
     op.drop_table("delivery_totals")

@@ -19,9 +19,7 @@ def dsn(
     original = ""
     if original_headers is not None:
         headers = "".join(f"{name}: {value}\r\n" for name, value in original_headers.items())
-        original = (
-            f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n{headers}\r\n"
-        )
+        original = f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n{headers}\r\n"
     text = (
         "From: MAILER-DAEMON@mx.example.org (Mail Delivery System)\r\n"
         f"To: {to}\r\n"
