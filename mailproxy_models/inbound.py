@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from email.utils import getaddresses
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint, insert, select, update
+from sqlalchemy import (
+    Float,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, BigId, insert_for
@@ -197,3 +207,16 @@ def message_recipients(message: Message) -> set[str]:
     payload = message.payload
     addresses = payload.get("to", []) + payload.get("cc", []) + payload.get("bcc", [])
     return {normalize_address(address) for _, address in getaddresses(addresses) if address}
+
+
+def purge_inbound_log(session: Session, older_than: float, limit: int = 1000) -> int:
+    """Forget up to ``limit`` mails read before ``older_than``; returns how many. A mail
+    forgotten and read again (its mailbox's UIDVALIDITY changed) would be recorded again."""
+    pks = list(
+        session.scalars(
+            select(InboundMail.pk).where(InboundMail.received_at < older_than).limit(limit)
+        )
+    )
+    if pks:
+        session.execute(delete(InboundMail).where(InboundMail.pk.in_(pks)))
+    return len(pks)

@@ -199,9 +199,13 @@ def purge_reported(
     session: Session, older_than: float, tenant_id: str | None = None, limit: int = 1000
 ) -> int:
     """Delete up to ``limit`` final messages reported before ``older_than`` (with their
-    events), of one tenant or all; unreported messages are never purged."""
+    events), of one tenant or all; unreported messages are never purged, nor messages with
+    a later event (a bounce, a PEC receipt) the client has not acknowledged yet."""
+    unreported_event = exists().where(
+        MessageEvent.message_pk == Message.pk, MessageEvent.reported_ts.is_(None)
+    )
     query = select(Message.pk).where(
-        Message.reported_ts.is_not(None), Message.reported_ts < older_than
+        Message.reported_ts.is_not(None), Message.reported_ts < older_than, ~unreported_event
     )
     if tenant_id is not None:
         query = query.where(Message.tenant_id == tenant_id)

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         description="Larger mail in a bounce/receipt mailbox is not downloaded: it is logged "
         "as too large and left for a person.",
     )
+    inbound_log_retention_days: float = Field(
+        30.0,
+        description="Days the log of mail read from bounce/receipt mailboxes is kept (it "
+        "keeps the same mail from being recorded twice).",
+    )
     pec_acceptance_timeout: float = Field(
         1800.0,
         description="Seconds after sending a PEC message without an acceptance receipt before "

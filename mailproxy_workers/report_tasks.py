@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
 
 from mailproxy_models.db import now, session_scope
+from mailproxy_models.inbound import purge_inbound_log
 from mailproxy_models.reports import purge_reported, tenants_due_for_sync
 from mailproxy_models.wakeups import (
     MAINTENANCE_QUEUE,
@@ -39,13 +43,28 @@ def register_report_tasks(app: Celery) -> None:
 
     @app.task(name=PURGE_TASK, ignore_result=True, shared=False)
     def purge_reported_messages() -> int:
-        """Beat: remove reported messages older than the retention period, in batches."""
+        """Beat: remove reported messages older than the retention period, and the log of
+        mail read from mailboxes older than its own, in batches."""
         instance = worker_runtime().instance
-        older_than = now() - instance.settings.retention_days * 86400
-        purged = 0
-        while True:
-            with session_scope(instance.sessions) as session:
-                batch = purge_reported(session, older_than)
-            purged += batch
-            if not batch:
-                return purged
+        settings = instance.settings
+        _purge_all(
+            instance.sessions,
+            purge_inbound_log,
+            now() - settings.inbound_log_retention_days * 86400,
+        )
+        return _purge_all(
+            instance.sessions, purge_reported, now() - settings.retention_days * 86400
+        )
+
+
+def _purge_all(
+    sessions: sessionmaker[Session], purge: Callable[[Session, float], int], older_than: float
+) -> int:
+    """Run a purge in batches, one transaction each, until nothing is left."""
+    purged = 0
+    while True:
+        with session_scope(sessions) as session:
+            batch = purge(session, older_than)
+        purged += batch
+        if not batch:
+            return purged

@@ -172,3 +172,25 @@ def test_no_pec_timeout_when_receipts_came_in_time(database_url):
         _record(sessions, facts)
         assert _check(sessions, now() + 2 * 86400 - 3600) == 0
         assert [kind for kind, _ in _pec_events(sessions)] == ["pec_acceptance", "pec_delivery"]
+
+
+def test_retention_keeps_a_message_whose_bounce_the_client_has_not_taken(database_url):
+    from mailproxy_models.inbound import purge_inbound_log
+    from mailproxy_models.reports import purge_reported
+
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        enqueue(sessions, [message("m1")])
+        long_ago = now() - 30 * 86400
+        with session_scope(sessions) as session:
+            session.execute(
+                update(Message).values(status=SENT, sent_ts=long_ago, reported_ts=long_ago)
+            )
+        _record(sessions, _hard_bounce("b@example.org", ids=("m1",)))
+        with session_scope(sessions) as session:
+            assert purge_reported(session, now()) == 0  # the bounce is still unreported
+            session.execute(update(MessageEvent).values(reported_ts=now()))
+        with session_scope(sessions) as session:
+            assert purge_reported(session, now()) == 1
+            assert purge_inbound_log(session, now() - 86400) == 0
+            assert purge_inbound_log(session, now() + 1) == 1
