@@ -143,7 +143,8 @@ def test_api_deployment_service_and_probes_agree(rendered):
     assert container["command"][0] == "gunicorn" and container["command"][-1] == (
         "mailproxy_api.wsgi:app"
     )
-    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     (service,) = by_kind(docs, "Service").values()
     pod_labels = api["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
@@ -212,7 +213,18 @@ def test_production_values_add_ingress_autoscalers_and_a_service_monitor(tools_p
     assert (
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     )
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    assert monitor["spec"]["endpoints"] == [
+        {
+            "port": "http",
+            "path": "/metrics",
+            "interval": "15s",
+            # The token /metrics requires, from the Secret the pods read it from.
+            "authorization": {
+                "type": "Bearer",
+                "credentials": {"name": "mailproxy-secrets", "key": "MAILPROXY_METRICS_TOKEN"},
+            },
+        }
+    ]
 
 
 def test_rendering_fails_without_the_required_secrets(tools_python, tmp_path):
