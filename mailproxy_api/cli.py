@@ -34,6 +34,7 @@ from .cli_instances import (
     stop_instance,
 )
 from .cli_messages import messages_cli, run_now, send
+from .cli_suppressions import suppressions_cli
 
 cli = typer.Typer(
     help="mailproxy: transactional email proxy.\n\nExit codes: 0 done, 1 the API or the "
@@ -356,6 +357,7 @@ cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(batches_cli, name="batches")
 cli.add_typer(accounts_cli, name="accounts")
 cli.add_typer(messages_cli, name="messages")
+cli.add_typer(suppressions_cli, name="suppressions")
 cli.add_typer(context_cli, name="context")
 cli.command("send")(send)
 cli.command("run-now")(run_now)

@@ -182,6 +182,23 @@ def test_deleted_messages_are_gone_and_deleting_again_exits_1(local):
     assert again.code == 1 and "not found" in again.stderr
 
 
+def test_suppressed_addresses_are_listed_refused_and_removed(local):
+    added = local.run(
+        "suppressions", "add", "Gone@Example.org", "--reason", "left", "--tenant", "acme"
+    )
+    assert added.code == 0 and "1 added" in added.stdout
+    listed = local.run("suppressions", "list", "--tenant", "acme", "--json").json()
+    assert [(s["address"], s["source"], s["reason"]) for s in listed] == [
+        ("gone@example.org", "manual", "left")
+    ]
+    gone = _eml(local.files / "gone.eml", "gone@example.org", "Gone")
+    refused = local.run("send", str(gone), "--tenant", "acme", "--id", "gone-1")
+    assert refused.code == 1 and "suppression list" in refused.stdout + refused.stderr
+    assert local.run("suppressions", "remove", "gone@example.org", "--tenant", "acme").code == 0
+    again = local.run("suppressions", "remove", "gone@example.org", "--tenant", "acme")
+    assert again.code == 1 and "not on the suppression list" in again.stderr
+
+
 def test_errors_are_a_sentence_with_exit_1_and_bad_usage_exits_2(local):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPROXY_")}
     env.update({k: v for k, v in local.env.items() if v is not None})
