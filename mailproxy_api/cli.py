@@ -407,6 +407,44 @@ def keys_rotate(
     )
 
 
+@db_cli.command("purge")
+def db_purge(
+    older_than_days: Annotated[
+        float | None, typer.Option(help="Default: MAILPROXY_RETENTION_DAYS.")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
+    batch: Annotated[int, typer.Option(help="Messages deleted per transaction.")] = 1000,
+) -> None:
+    """Delete reported messages older than the retention period now, with their events
+    (what beat does every hour), showing progress. Unreported messages are never deleted."""
+    from mailproxy_models.db import now, session_scope
+    from mailproxy_models.instance import open_instance
+    from mailproxy_models.reports import count_purgeable
+
+    settings = get_settings()
+    days = settings.retention_days if older_than_days is None else older_than_days
+    older_than = now() - days * 86400
+    instance = open_instance(settings)
+    with session_scope(instance.sessions) as session:
+        total = count_purgeable(session, older_than, tenant)
+    done = 0
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task("purging reported messages", total=total or 1)
+        while batch_done := _purge_batch(instance, older_than, tenant, batch):
+            done += batch_done
+            progress.update(task, completed=min(done, total))
+        progress.update(task, completed=total or 1)
+    console.print(f"{done} reported messages older than {days:g} days deleted")
+
+
+def _purge_batch(instance: Any, older_than: float, tenant: str | None, batch: int) -> int:
+    from mailproxy_models.db import session_scope
+    from mailproxy_models.reports import purge_reported
+
+    with session_scope(instance.sessions) as session:
+        return purge_reported(session, older_than, tenant, batch)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Exit codes: 0 done, 1 refused or failed (the message says why), 2 bad usage."""
     try:

@@ -195,21 +195,33 @@ def tenants_due_for_sync(session: Session, heartbeat_seconds: float, current: fl
     return list(session.scalars(query))
 
 
-def purge_reported(
-    session: Session, older_than: float, tenant_id: str | None = None, limit: int = 1000
-) -> int:
-    """Delete up to ``limit`` final messages reported before ``older_than`` (with their
-    events), of one tenant or all; unreported messages are never purged, nor messages with
-    a later event (a bounce, a PEC receipt) the client has not acknowledged yet."""
+def _purgeable(older_than: float, tenant_id: str | None) -> Any:
+    """Final messages reported before ``older_than``, without a later event (a bounce, a
+    PEC receipt) the client has not acknowledged yet."""
     unreported_event = exists().where(
         MessageEvent.message_pk == Message.pk, MessageEvent.reported_ts.is_(None)
     )
     query = select(Message.pk).where(
         Message.reported_ts.is_not(None), Message.reported_ts < older_than, ~unreported_event
     )
-    if tenant_id is not None:
-        query = query.where(Message.tenant_id == tenant_id)
-    pks = list(session.scalars(query.limit(limit)))
+    return query if tenant_id is None else query.where(Message.tenant_id == tenant_id)
+
+
+def count_purgeable(session: Session, older_than: float, tenant_id: str | None = None) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(_purgeable(older_than, tenant_id).subquery())
+        )
+        or 0
+    )
+
+
+def purge_reported(
+    session: Session, older_than: float, tenant_id: str | None = None, limit: int = 1000
+) -> int:
+    """Delete up to ``limit`` purgeable messages (with their events), of one tenant or all;
+    unreported messages are never purged."""
+    pks = list(session.scalars(_purgeable(older_than, tenant_id).limit(limit)))
     if pks:
         session.execute(delete(Message).where(Message.pk.in_(pks)))
     return len(pks)
