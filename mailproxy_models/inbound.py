@@ -30,7 +30,7 @@ from .db import Base, BigId, insert_for
 from .delivery_totals import BOUNCED, Outcome, count_outcomes
 from .events import MessageEvent
 from .messages import Message
-from .suppression_list import normalize_address, suppress
+from .suppression_list import count_soft_bounce, normalize_address, suppress
 
 # A receipt's own timestamp is used for its event unless it is this far from our clock.
 MAX_CLOCK_SKEW = 7 * 86400
@@ -86,6 +86,15 @@ class InboundFacts:
 
 
 @dataclass(frozen=True)
+class BouncePolicy:
+    """When soft bounces count as a hard one: ``soft_limit`` within ``soft_window`` seconds
+    (0: never)."""
+
+    soft_limit: int = 0
+    soft_window: float = 7 * 86400.0
+
+
+@dataclass(frozen=True)
 class RecordResult:
     outcome: str  # one of OUTCOMES
     message_pk: int | None = None
@@ -100,6 +109,7 @@ def record_inbound_mail(
     mail_key: str,
     facts: InboundFacts,
     current: float,
+    policy: BouncePolicy = BouncePolicy(),
 ) -> RecordResult:
     """Record one mail read from the account's mailbox; safe to call twice with the same."""
     taken = session.execute(
@@ -122,7 +132,7 @@ def record_inbound_mail(
         return RecordResult("ignored")
     message = find_correlated(session, tenant_id, facts.correlation)
     result = (
-        _record_events(session, message, facts.events, current)
+        _record_events(session, message, facts.events, current, policy)
         if message is not None
         else RecordResult("uncorrelated")
     )
@@ -165,7 +175,11 @@ def _id_forms(message_ids: tuple[str, ...]) -> list[str]:
 
 
 def _record_events(
-    session: Session, message: Message, events: tuple[InboundEvent, ...], current: float
+    session: Session,
+    message: Message,
+    events: tuple[InboundEvent, ...],
+    current: float,
+    policy: BouncePolicy,
 ) -> RecordResult:
     ours = message_recipients(message)
     rows, suppressed = [], []
@@ -175,14 +189,9 @@ def _record_events(
         if event.recipients and not matched:
             # A forwarding address or a forged bounce: report it, but suppress nothing.
             details["recipient_unmatched"] = True
-        if event.hard_bounce:
-            code = event.enhanced_status or event.smtp_code or "hard bounce"
-            for address in matched:
-                reason = f"{code}: {event.description}"
-                if suppress(
-                    session, message.tenant_id, address, "bounce", reason, message.id, current
-                ):
-                    suppressed.append(normalize_address(address))
+        for address, reason in _to_suppress(session, message, event, matched, current, policy):
+            if suppress(session, message.tenant_id, address, "bounce", reason, message.id, current):
+                suppressed.append(normalize_address(address))
         ts = event.ts if event.ts and abs(event.ts - current) < MAX_CLOCK_SKEW else current
         rows.append(
             {
@@ -201,6 +210,38 @@ def _record_events(
         session, [Outcome(message.tenant_id, message.account_id, BOUNCED)] * len(bounces)
     )
     return RecordResult("recorded", message.pk, len(rows), tuple(suppressed))
+
+
+def _to_suppress(
+    session: Session,
+    message: Message,
+    event: InboundEvent,
+    matched: list[str],
+    current: float,
+    policy: BouncePolicy,
+) -> list[tuple[str, str]]:
+    """The recipients this event puts on the suppression list, each with the reason: all
+    of a hard bounce; those of a soft bounce that reached the policy's limit."""
+    reason = f"{event.enhanced_status or event.smtp_code or 'bounce'}: {event.description}"
+    if event.hard_bounce:
+        return [(address, reason) for address in matched]
+    if event.kind != "bounce" or event.details.get("bounce_type") != "soft":
+        return []
+    listed = []
+    for address in matched:
+        count = count_soft_bounce(
+            session,
+            message.tenant_id,
+            address,
+            reason,
+            policy.soft_limit,
+            policy.soft_window,
+            current,
+        )
+        if policy.soft_limit and count >= policy.soft_limit:
+            days = policy.soft_window / 86400
+            listed.append((address, f"{count} soft bounces within {days:g} days, last {reason}"))
+    return listed
 
 
 def message_recipients(message: Message) -> set[str]:

@@ -119,6 +119,14 @@ class Settings(BaseSettings):
         description="Larger mail in a bounce/receipt mailbox is not downloaded: it is logged "
         "as too large and left for a person.",
     )
+    soft_bounce_limit: int = Field(
+        5,
+        description="Soft bounces of one address within soft_bounce_window_days after which "
+        "it goes on the tenant's suppression list like a hard bounce; 0: never.",
+    )
+    soft_bounce_window_days: float = Field(
+        7.0, description="The window in which soft bounces of an address are counted."
+    )
     inbound_log_retention_days: float = Field(
         30.0,
         description="Days the log of mail read from bounce/receipt mailboxes is kept (it "

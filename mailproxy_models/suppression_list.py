@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, String, Text, delete, func, select
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, insert_for, now, unix_seconds
@@ -32,6 +32,51 @@ class SuppressedAddress(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(255))  # the message that bounced
     created_at: Mapped[float] = mapped_column(Float, nullable=False, default=now)
+
+
+class SoftBounceCount(Base):
+    """Soft bounces of an address within the current window: past the tenant's limit, the
+    address is treated like a hard bounce (a mailbox full for a week is gone in practice)."""
+
+    __tablename__ = "soft_bounce_counts"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    window_start: Mapped[float] = mapped_column(Float, nullable=False)
+    last_reason: Mapped[str | None] = mapped_column(Text)
+
+
+def count_soft_bounce(
+    session: Session,
+    tenant_id: str,
+    address: str,
+    reason: str,
+    limit: int,
+    window: float,
+    current: float,
+) -> int:
+    """Count one soft bounce of the address; returns its count in the current window (a
+    window older than ``window`` seconds starts again at 1). ``limit`` 0: not counted."""
+    if limit <= 0:
+        return 0
+    normalized = normalize_address(address)
+    row = session.get(SoftBounceCount, (tenant_id, normalized), with_for_update=True)
+    if row is None:
+        session.execute(
+            insert_for(session, SoftBounceCount)
+            .values(tenant_id=tenant_id, address=normalized, count=0, window_start=current)
+            .on_conflict_do_nothing()
+        )
+        row = session.get(SoftBounceCount, (tenant_id, normalized), with_for_update=True)
+        assert row is not None
+    if row.window_start < current - window:
+        row.count, row.window_start = 0, current
+    row.count += 1
+    row.last_reason = reason[:1000]
+    return row.count
 
 
 def normalize_address(address: str) -> str:

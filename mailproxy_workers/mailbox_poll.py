@@ -19,7 +19,7 @@ from imapclient import IMAPClient
 
 from mailproxy_models.accounts import Account, ImapEndpoint, imap_endpoint
 from mailproxy_models.db import now, session_scope
-from mailproxy_models.inbound import InboundFacts, record_inbound_mail
+from mailproxy_models.inbound import BouncePolicy, InboundFacts, record_inbound_mail
 from mailproxy_models.mailboxes import (
     MailboxPosition,
     claim_mailbox,
@@ -135,6 +135,8 @@ def _record_chunk(
 ) -> tuple[list[int], int]:
     """Record the chunk's mail in one transaction; returns the UIDs to flag and how many
     mails were recorded as events."""
+    settings = runtime.instance.settings
+    policy = BouncePolicy(settings.soft_bounce_limit, settings.soft_bounce_window_days * 86400)
     handled: list[int] = []
     recorded = 0
     with session_scope(runtime.instance.sessions) as session:
@@ -143,7 +145,7 @@ def _record_chunk(
                 continue
             facts, key = _facts_and_key(endpoint, uid, fetched[uid])
             result = record_inbound_mail(
-                session, endpoint.tenant_id, endpoint.account_id, key, facts, now()
+                session, endpoint.tenant_id, endpoint.account_id, key, facts, now(), policy
             )
             log.info(
                 "mailbox %s uid %s: %s, %s (%s)",

@@ -194,3 +194,39 @@ def test_retention_keeps_a_message_whose_bounce_the_client_has_not_taken(databas
             assert purge_reported(session, now()) == 1
             assert purge_inbound_log(session, now() - 86400) == 0
             assert purge_inbound_log(session, now() + 1) == 1
+
+
+def _soft_bounce(recipient: str, msg_id: str) -> InboundFacts:
+    event = InboundEvent(
+        kind="bounce",
+        description="452 4.2.2 mailbox full",
+        recipients=(recipient,),
+        smtp_code=452,
+        enhanced_status="4.2.2",
+        details={"bounce_type": "soft"},
+    )
+    return InboundFacts("bounce", "a soft bounce", Correlation(ids=(msg_id,)), (event,))
+
+
+def test_soft_bounces_past_the_limit_suppress_the_address(database_url):
+    from mailproxy_models.inbound import BouncePolicy
+
+    policy = BouncePolicy(soft_limit=3, soft_window=86400)
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        enqueue(sessions, [message(f"m{i}", to=["full@example.org"]) for i in range(4)])
+
+        def bounce(i: int, at: float):
+            with session_scope(sessions) as session:
+                facts = _soft_bounce("full@example.org", f"m{i}")
+                return record_inbound_mail(session, "acme", "main", f"k{i}", facts, at, policy)
+
+        start = now()
+        assert bounce(0, start).suppressed == ()
+        # Two days later the window starts again: this is the first of a new count.
+        assert bounce(1, start + 2 * 86400).suppressed == ()
+        assert bounce(2, start + 2 * 86400 + 60).suppressed == ()
+        assert bounce(3, start + 2 * 86400 + 120).suppressed == ("full@example.org",)
+        with session_scope(sessions) as session:
+            (entry,), _ = list_suppressed(session, "acme")
+            assert entry.reason.startswith("3 soft bounces within 1 days, last 4.2.2")
