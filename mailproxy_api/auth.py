@@ -40,6 +40,14 @@ class Caller:
         return self.tenant_id
 
 
+def acting_tenant(requested: str | None) -> str:
+    """The one tenant a request acts on; the admin token must name it (422 otherwise)."""
+    tenant_id = current_caller().scope(requested)
+    if tenant_id is None:
+        abort(422, description="tenant_id is required with the admin token.")
+    return tenant_id
+
+
 def _presented_token() -> str | None:
     token = request.headers.get("X-API-Token")
     if token:

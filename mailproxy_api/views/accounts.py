@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app
+from flask import current_app
 from flask_smorest import Blueprint
 
 from mailproxy_models.accounts import (
@@ -17,7 +17,7 @@ from mailproxy_models.accounts import (
 from mailproxy_models.tenants import get_tenant
 
 from ..audit import audit, changed_fields
-from ..auth import current_caller, token_required
+from ..auth import acting_tenant, current_caller, token_required
 from ..schemas import (
     AccountAnswerSchema,
     AccountInSchema,
@@ -31,20 +31,13 @@ from ..transaction import db_session
 blp = Blueprint("accounts", __name__, description="SMTP accounts")
 
 
-def _tenant_scope(requested: str | None) -> str:
-    tenant_id = current_caller().scope(requested)
-    if tenant_id is None:
-        abort(422, description="tenant_id is required with the admin token.")
-    return tenant_id
-
-
 @blp.route("/account", methods=["POST"])
 @token_required
 @blp.arguments(AccountInSchema)
 @blp.response(200, AccountAnswerSchema)
 def post_account(data: dict[str, Any]) -> dict[str, Any]:
     """Create the account, or update the fields given."""
-    data["tenant_id"] = _tenant_scope(data.get("tenant_id"))
+    data["tenant_id"] = acting_tenant(data.get("tenant_id"))
     box = current_app.extensions["mailproxy"].box
     account = upsert_account(db_session(), box, data)
     details = changed_fields(data, ("password", "imap_password"))
@@ -69,7 +62,7 @@ def get_accounts(query: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(TenantScopeQuerySchema, location="query")
 @blp.response(200, AccountAnswerSchema)
 def get_one_account(query: dict[str, Any], account_id: str) -> dict[str, Any]:
-    tenant_id = _tenant_scope(query.get("tenant_id"))
+    tenant_id = acting_tenant(query.get("tenant_id"))
     return {"ok": True, "account": account_record(get_account(db_session(), tenant_id, account_id))}
 
 
@@ -79,7 +72,7 @@ def get_one_account(query: dict[str, Any], account_id: str) -> dict[str, Any]:
 @blp.response(200, OkSchema)
 def remove_account(query: dict[str, Any], account_id: str) -> dict[str, Any]:
     """Delete an account; refused (409) while messages wait to leave through it."""
-    tenant_id = _tenant_scope(query.get("tenant_id"))
+    tenant_id = acting_tenant(query.get("tenant_id"))
     delete_account(db_session(), tenant_id, account_id)
     audit("account.delete", tenant_id, "account", account_id)
     return {"ok": True}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import abort, current_app
+from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,7 @@ from mailproxy_models.tenants import get_tenant
 from mailproxy_models.wakeups import wake_delivery, wake_mailbox_polls, wake_report_sync
 
 from ..audit import audit
-from ..auth import current_caller, token_required
+from ..auth import acting_tenant, current_caller, token_required
 from ..schemas import (
     OkSchema,
     RunNowAnswerSchema,
@@ -90,19 +90,12 @@ def post_activate(data: dict[str, Any]) -> dict[str, Any]:
 def _change_suspension(
     data: dict[str, Any], change: Callable[[Session, str, str | None], None], verb: str
 ) -> dict[str, Any]:
-    tenant_id = _tenant_for(data)
+    tenant_id = acting_tenant(data.get("tenant_id"))
     session = db_session()
     change(session, tenant_id, data.get("batch_code"))
     target = ("batch", data["batch_code"]) if data.get("batch_code") else ("tenant", tenant_id)
     audit(f"{target[0]}.{verb}", tenant_id, target[0], target[1])
     return {"ok": True, **suspension_state(session, tenant_id)}
-
-
-def _tenant_for(data: dict[str, Any]) -> str:
-    tenant_id = current_caller().scope(data.get("tenant_id"))
-    if tenant_id is None:
-        abort(422, description="tenant_id is required with the admin token.")
-    return tenant_id
 
 
 @blp.route("/commands/run-now", methods=["POST"])

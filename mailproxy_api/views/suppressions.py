@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort
 from flask_smorest import Blueprint
 
 from mailproxy_models.suppression_list import (
@@ -17,7 +16,7 @@ from mailproxy_models.suppression_list import (
 from mailproxy_models.tenants import get_tenant
 
 from ..audit import audit
-from ..auth import current_caller, token_required
+from ..auth import acting_tenant, token_required
 from ..schemas import (
     OkSchema,
     SuppressionAddAnswerSchema,
@@ -32,9 +31,7 @@ blp = Blueprint("suppressions", __name__, description="Suppression list (hard bo
 
 
 def _tenant_scope(requested: str | None) -> str:
-    tenant_id = current_caller().scope(requested)
-    if tenant_id is None:
-        abort(422, description="tenant_id is required with the admin token.")
+    tenant_id = acting_tenant(requested)
     get_tenant(db_session(), tenant_id)
     return tenant_id
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from tests.support.client_app import ClientApp
 from tests.support.stack import Stack
 
 
@@ -24,3 +25,13 @@ def pg_stack(tmp_path, postgres_url: str, redis_url: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def client_app() -> Iterator[ClientApp]:
+    """A client application on loopback that receives delivery reports."""
+    app = ClientApp().start()
+    try:
+        yield app
+    finally:
+        app.stop()

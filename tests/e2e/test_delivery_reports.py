@@ -20,13 +20,6 @@ FAST = {
 
 
 @pytest.fixture
-def client_app():
-    app = ClientApp().start()
-    yield app
-    app.stop()
-
-
-@pytest.fixture
 def report_stack(tmp_path, postgres_url, redis_url):
     stack = Stack(tmp_path, postgres_url, redis_url, **FAST)
     yield stack

@@ -26,13 +26,6 @@ FAST = {
 
 
 @pytest.fixture
-def client_app():
-    app = ClientApp().start()
-    yield app
-    app.stop()
-
-
-@pytest.fixture
 def stack(tmp_path, postgres_url, redis_url):
     stack = Stack(tmp_path, postgres_url, redis_url, **FAST)
     yield stack
