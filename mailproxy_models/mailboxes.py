@@ -126,16 +126,23 @@ def claim_mailbox(
 
 
 def mailbox_advanced(
-    session: Session, tenant_id: str, account_id: str, uidvalidity: int, last_uid: int, count: int
+    session: Session,
+    tenant_id: str,
+    account_id: str,
+    position: MailboxPosition,
+    count: int,
+    lease_until: float,
 ) -> None:
-    """Remember how far a poll got (called after each chunk, so a crash re-reads little)."""
+    """Remember how far a poll got (called after each chunk, so a crash re-reads little)
+    and extend the poller's lease: a long backlog is read by one worker to the end."""
     session.execute(
         update(MailboxState)
         .where(MailboxState.tenant_id == tenant_id, MailboxState.account_id == account_id)
         .values(
-            uidvalidity=uidvalidity,
-            last_uid=last_uid,
+            uidvalidity=position.uidvalidity,
+            last_uid=position.last_uid,
             processed=MailboxState.processed + count,
+            lease_until=lease_until,
         )
     )
 

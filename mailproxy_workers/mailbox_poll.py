@@ -52,7 +52,7 @@ def poll_mailbox(
     """One poll of one mailbox; a failure is recorded on the mailbox, never raised."""
     instance = runtime.instance
     settings = instance.settings
-    lease = settings.imap_timeout * 4 + 60
+    lease = poll_lease(settings)
     with session_scope(instance.sessions) as session:
         position = claim_mailbox(session, tenant_id, account_id, lease, now(), force)
         account = session.get(Account, (tenant_id, account_id))
@@ -76,6 +76,12 @@ def poll_mailbox(
     return PollResult(polled=True, read=read, recorded=recorded)
 
 
+def poll_lease(settings: Settings) -> float:
+    """How long a poll may hold its mailbox before another worker may take it over: a few
+    IMAP timeouts; renewed after each chunk."""
+    return settings.imap_timeout * 4 + 60
+
+
 def _read_new_mail(
     runtime: WorkerRuntime, endpoint: ImapEndpoint, position: MailboxPosition
 ) -> tuple[int, int]:
@@ -95,9 +101,9 @@ def _read_new_mail(
                     session,
                     endpoint.tenant_id,
                     endpoint.account_id,
-                    uidvalidity,
-                    chunk[-1],
+                    MailboxPosition(uidvalidity, chunk[-1]),
                     len(chunk),
+                    now() + poll_lease(settings),
                 )
             read += len(chunk)
             recorded += count
