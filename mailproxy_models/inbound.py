@@ -100,6 +100,7 @@ class RecordResult:
     message_pk: int | None = None
     events: int = 0
     suppressed: tuple[str, ...] = ()
+    message_id: str | None = None  # the client's id of the message
 
 
 def record_inbound_mail(
@@ -209,7 +210,7 @@ def _record_events(
     count_outcomes(
         session, [Outcome(message.tenant_id, message.account_id, BOUNCED)] * len(bounces)
     )
-    return RecordResult("recorded", message.pk, len(rows), tuple(suppressed))
+    return RecordResult("recorded", message.pk, len(rows), tuple(suppressed), message.id)
 
 
 def _to_suppress(

@@ -20,6 +20,7 @@ from imapclient import IMAPClient
 from mailproxy_models.accounts import Account, ImapEndpoint, imap_endpoint
 from mailproxy_models.db import now, session_scope
 from mailproxy_models.inbound import BouncePolicy, InboundFacts, record_inbound_mail
+from mailproxy_models.log_format import log_context
 from mailproxy_models.mailboxes import (
     MailboxPosition,
     claim_mailbox,
@@ -59,6 +60,19 @@ def poll_mailbox(
         endpoint = imap_endpoint(account, instance.box) if account and position else None
     if position is None:
         return PollResult(polled=False)
+    with log_context(tenant_id=tenant_id):
+        return _poll_claimed(runtime, tenant_id, account_id, endpoint, position)
+
+
+def _poll_claimed(
+    runtime: WorkerRuntime,
+    tenant_id: str,
+    account_id: str,
+    endpoint: ImapEndpoint | None,
+    position: MailboxPosition,
+) -> PollResult:
+    settings = runtime.instance.settings
+    instance = runtime.instance
     try:
         if endpoint is None:
             raise LookupError("the account has no IMAP mailbox any more")
@@ -160,6 +174,7 @@ def _record_chunk(
                 facts.kind,
                 result.outcome,
                 facts.summary,
+                extra={"message_id": result.message_id, "tenant_id": endpoint.tenant_id},
             )
             recorded += result.outcome == "recorded"
             if facts.kind in HANDLED_KINDS:

@@ -183,3 +183,19 @@ def test_an_unverifiable_certificate_fails_the_mailbox_with_backoff(tmp_path, do
     assert poll_mailbox(runtime, "acme", "main", force=True).error is None
     assert _state(runtime).failures == 0
     instance.engine.dispose()
+
+
+def test_each_mail_read_is_logged_with_its_message_and_tenant(runtime, dovecot_tls, caplog):
+    import json
+    import logging
+
+    from mailproxy_models.log_format import JsonFormatter
+
+    folder = _account(runtime, dovecot_tls)
+    with _imap(dovecot_tls) as client:
+        client.append(folder, _bounce_for(runtime, "m1"))
+    with caplog.at_level(logging.INFO, logger="mailproxy_workers.mailbox_poll"):
+        assert poll_mailbox(runtime, "acme", "main").recorded == 1
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if "uid" in r.msg]
+    assert [(line["message_id"], line["tenant_id"]) for line in lines] == [("m1", "acme")]
+    assert "bounce, recorded" in lines[0]["message"]
