@@ -13,14 +13,15 @@ SECRETS = {
     "wrong smtp password": "wrong-pw-QQ77",
     "client password": "client-pw-ZZ12",
     "client token": "client-token-YY34",
+    "wrong imap password": "imap-pw-MM56",
 }
 
 
-def test_no_secret_in_any_answer_or_log(tmp_path, postgres_url, redis_url, caplog):
+def test_no_secret_in_any_answer_or_log(tmp_path, postgres_url, redis_url, caplog, dovecot):
     caplog.set_level(logging.DEBUG)
     sink = SMTPSink(users={"mailer": SECRETS["smtp password"]}, auth_required=True)
     sink.start()
-    stack = Stack(tmp_path, postgres_url, redis_url, retry_schedule=[1])
+    stack = Stack(tmp_path, postgres_url, redis_url, retry_schedule=[1], imap_poll_interval=0.5)
     answers: list[str] = []
     original_call = stack.call
 
@@ -45,6 +46,12 @@ def test_no_secret_in_any_answer_or_log(tmp_path, postgres_url, redis_url, caplo
                 "use_tls": False,
                 "user": "mailer",
                 "password": SECRETS["wrong smtp password"],
+                # Its bounce mailbox refuses the login too: the error is logged and shown.
+                "imap_host": "127.0.0.1",
+                "imap_port": dovecot.port,
+                "imap_tls": False,
+                "imap_user": "bounce",
+                "imap_password": SECRETS["wrong imap password"],
             },
         )
         stack.call(
@@ -73,7 +80,9 @@ def test_no_secret_in_any_answer_or_log(tmp_path, postgres_url, redis_url, caplo
 
         def broken_account_marked_failing():
             account = stack.call("GET", "/account/broken", token=key).json["account"]
-            return account["failing_since"] and len(stack.all_messages(status="deferred")) == 2
+            mailbox_failed = (account["imap_status"] or {}).get("failures")
+            deferred = len(stack.all_messages(status="deferred")) == 2
+            return account["failing_since"] and mailbox_failed and deferred
 
         wait_until(broken_account_marked_failing, timeout=60, interval=0.3)
         for path in (
@@ -97,6 +106,7 @@ def test_no_secret_in_any_answer_or_log(tmp_path, postgres_url, redis_url, caplo
     assert events, "the failing account's events were read"
     worker_log = (tmp_path / "logs" / "w1.log").read_text()
     assert "authentication failed" in worker_log  # the log was written, and is searched
+    assert "mailbox poll failed" in worker_log
     texts = {"API answers": "\n".join(answers), "worker log": worker_log, "API log": caplog.text}
     leaks = [
         (what, where)
