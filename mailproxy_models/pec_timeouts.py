@@ -23,6 +23,9 @@ RECEIPT_KINDS = ("pec_acceptance", "pec_delivery", "pec_error")
 # more (the checker runs every minute; this covers a beat that was down for a while).
 DELIVERY_HORIZON = 6 * 3600
 PAGE = 500
+# The provider's warning that a delivery is late (after 12 h): the final receipt is still
+# owed, so it does not answer for the recipient.
+WARNING_RECEIPT = "preavviso-errore-consegna"
 
 
 def check_pec_timeouts(
@@ -99,13 +102,14 @@ def _delivery_timeouts(session: Session, timeout: float, current: float) -> list
 
 
 def _without_receipt(message: Message, events: list[MessageEvent]) -> list[str]:
-    """Recipients for which no delivery or error receipt arrived."""
+    """Recipients for which no delivery or error receipt arrived (a warning is not one)."""
     answered: set[str] = set()
     for event in events:
-        if event.kind in ("pec_delivery", "pec_error"):
-            answered.update(
-                normalize_address(r) for r in (event.details or {}).get("recipients", [])
-            )
+        details = event.details or {}
+        if event.kind in ("pec_delivery", "pec_error") and (
+            details.get("receipt_type") != WARNING_RECEIPT
+        ):
+            answered.update(normalize_address(r) for r in details.get("recipients", []))
     return sorted(message_recipients(message) - answered)
 
 

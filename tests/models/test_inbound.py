@@ -174,6 +174,30 @@ def test_no_pec_timeout_when_receipts_came_in_time(database_url):
         assert [kind for kind, _ in _pec_events(sessions)] == ["pec_acceptance", "pec_delivery"]
 
 
+def test_a_late_delivery_warning_does_not_stop_the_delivery_timeout(database_url):
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        _pec_sent(sessions, 60, ["a@pec.example.org"])
+        receipts = [
+            InboundEvent(
+                kind=kind,
+                description=receipt_type,
+                recipients=("a@pec.example.org",),
+                details={"receipt_type": receipt_type, "recipients": ["a@pec.example.org"]},
+            )
+            for kind, receipt_type in (
+                ("pec_acceptance", "accettazione"),
+                ("pec_error", "preavviso-errore-consegna"),
+            )
+        ]
+        facts = InboundFacts(
+            "pec_receipt", "r", Correlation(message_ids=("p1@x",)), tuple(receipts)
+        )
+        _record(sessions, facts)
+        assert _check(sessions, now() + 86400) == 1
+        assert _pec_events(sessions)[-1] == ("pec_timeout", "delivery")
+
+
 def test_retention_keeps_a_message_whose_bounce_the_client_has_not_taken(database_url):
     from mailproxy_models.inbound import purge_inbound_log
     from mailproxy_models.reports import purge_reported
