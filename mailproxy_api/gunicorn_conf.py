@@ -53,6 +53,9 @@ def _json_logging() -> dict[str, Any] | None:
                 "stream": "ext://sys.stdout",
             },
         },
+        # gunicorn merges this over its defaults one level deep: its root logger names a
+        # "console" handler that these handlers replace, so the root is named here too.
+        "root": {"handlers": ["error"], "level": "INFO"},
         "loggers": {
             "gunicorn.error": {"handlers": ["error"], "level": "INFO", "propagate": False},
             "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import abort, current_app
@@ -40,6 +41,7 @@ from ..schemas import (
 from ..transaction import after_commit, db_session
 
 blp = Blueprint("messages", __name__, description="Messages")
+log = logging.getLogger(__name__)
 
 
 @blp.route("/commands/add-messages", methods=["POST"])
@@ -65,10 +67,34 @@ def add_messages(data: dict[str, Any]) -> dict[str, Any]:
     result = enqueue_messages(
         db_session(), caller.tenant_id, data["messages"], limits, data["default_priority"], box
     )
+    _log_rejections(result.rejected, data["messages"], caller.tenant_id)
+    after_commit(
+        lambda: log.info(
+            "add-messages: %d queued, %d rejected",
+            result.queued,
+            len(result.rejected),
+            extra={"tenant_id": caller.tenant_id},
+        )
+    )
     if result.due_priorities:
         publisher = current_app.extensions["mailproxy_wakeups"]
         after_commit(lambda: publisher.request(result.due_priorities))
     return {"ok": True, "queued": result.queued, "rejected": result.rejected}
+
+
+def _log_rejections(
+    rejected: list[dict[str, str]], payloads: list[Any], scope_tenant_id: str | None
+) -> None:
+    """One line per refused message: the operator's first question is why a mail never went."""
+    tenants = {
+        str(p.get("id")): p.get("tenant_id")
+        for p in payloads
+        if isinstance(p, dict) and isinstance(p.get("tenant_id"), str)
+    }
+    for entry in rejected:
+        tenant_id = scope_tenant_id or tenants.get(entry["id"])
+        extra = {"message_id": entry["id"], "tenant_id": tenant_id}
+        log.info("message refused: %s", entry["reason"], extra=extra)
 
 
 @blp.route("/commands/delete-messages", methods=["POST"])

@@ -258,3 +258,51 @@ def test_http_counter_sums_the_requests_of_every_gunicorn_worker(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)  # quick shutdown
         proc.wait(timeout=15)
         stack.stop()
+
+
+def test_api_log_lines_under_gunicorn_are_json_and_name_the_refused_message(tmp_path):
+    stack = Stack(tmp_path, f"sqlite:///{tmp_path / 'j.sqlite'}", None, log_format="json")
+    key = stack.setup_tenant(2525)
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "-c", "python:mailproxy_api.gunicorn_conf",
+        "-w", "1", "-b", f"127.0.0.1:{port}", "mailproxy_api.wsgi:app",
+    ]  # fmt: skip
+    err, out = tmp_path / "api.err", tmp_path / "api.out"
+    with err.open("wb") as err_file, out.open("wb") as out_file:
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=stack.env(), stdout=out_file, stderr=err_file,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_port(port, timeout=30, proc=proc)
+        good = {"id": "ok-1", "from": "a@example.com", "to": ["b@example.org"], "subject": "s"}
+        bad = {**good, "id": "bad-1", "to": ["not an address"]}
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/commands/add-messages",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"messages": [good, bad]},
+            timeout=10,
+        )
+        assert answer.status_code == 200 and answer.json()["queued"] == 1, answer.text
+
+        def lines(path: Path) -> list[dict]:
+            text = path.read_text()
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+        refused = wait_until(
+            lambda: [e for e in lines(err) if e["message"].startswith("message refused")], 10
+        )
+        assert refused[0]["message_id"] == "bad-1" and refused[0]["tenant_id"] == "acme"
+        assert "not a valid email address" in refused[0]["message"]
+        summary = [e for e in lines(err) if e["message"].startswith("add-messages")]
+        assert summary == [{**summary[0], "message": "add-messages: 1 queued, 1 rejected"}]
+        assert summary[0]["tenant_id"] == "acme" and "message_id" not in summary[0]
+        # gunicorn's access log is JSON too, one object per request.
+        access = wait_until(lambda: [e for e in lines(out) if "add-messages" in e["message"]], 10)
+        assert access[0]["logger"] == "gunicorn.access"
+        # Every line of both streams parsed above: no plain-text line slipped through.
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=15)
+        stack.stop()
