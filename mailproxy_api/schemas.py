@@ -151,8 +151,10 @@ class AccountInSchema(Schema):
         allow_none=True,
         metadata={
             "description": "VERP (mailproxy extension): the envelope sender of each message "
-            "becomes `local+m<n>@domain` of this address, so bounces are matched even "
-            "without the original's headers. A message's own return_path wins."
+            "becomes `local+m<n>-<token>@domain` of this address (`<token>`: 8 random "
+            "letters and digits per message), so bounces are matched even without the "
+            "original's headers, and a made-up bounce cannot name a message. A message's "
+            "own return_path wins."
         },
     )
     imap_host = fields.String(

@@ -55,8 +55,8 @@ class Account(Base):
     failing_since: Mapped[float | None] = mapped_column(Float)
     failing_reason: Mapped[str | None] = mapped_column(Text)
     # VERP: with a bounce address "bounces@example.com" the envelope sender of each message
-    # is "bounces+<message pk>@example.com", so a bounce is matched even by servers that
-    # drop the original's headers.
+    # is "bounces+m<message pk>-<token>@example.com" (verp.py), so a bounce is matched even
+    # by servers that drop the original's headers.
     bounce_address: Mapped[str | None] = mapped_column(String(255))
     # The mailbox where bounces and PEC receipts arrive (polled by beat when imap_host is set).
     imap_host: Mapped[str | None] = mapped_column(String(255))

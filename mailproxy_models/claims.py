@@ -35,6 +35,7 @@ class ClaimedMessage:
     id: str
     payload: dict[str, Any]
     claim_token: str
+    verp_token: str | None = None
 
 
 def _claimable(current: float) -> Any:
@@ -79,12 +80,17 @@ def claim_due_messages(
     )
     rows = session.execute(
         select(
-            Message.pk, Message.tenant_id, Message.account_id, Message.id, Message.payload
+            Message.pk,
+            Message.tenant_id,
+            Message.account_id,
+            Message.id,
+            Message.payload,
+            Message.verp_token,
         ).where(Message.claim_token == token)
     ).all()
     order = {pk: index for index, pk in enumerate(pks)}
     return [
-        ClaimedMessage(r.pk, r.tenant_id, r.account_id, r.id, r.payload, token)
+        ClaimedMessage(r.pk, r.tenant_id, r.account_id, r.id, r.payload, token, r.verp_token)
         for r in sorted(rows, key=lambda r: order[r.pk])
     ]
 

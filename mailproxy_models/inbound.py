@@ -19,8 +19,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     delete,
+    false,
     insert,
+    or_,
     select,
     update,
 )
@@ -31,6 +34,7 @@ from .delivery_totals import BOUNCED, Outcome, count_outcomes
 from .events import MessageEvent
 from .messages import Message
 from .suppression_list import count_soft_bounce, normalize_address, suppress
+from .verp import VerpTag
 
 # A receipt's own timestamp is used for its event unless it is this far from our clock.
 MAX_CLOCK_SKEW = 7 * 86400
@@ -62,7 +66,7 @@ class Correlation:
 
     ids: tuple[str, ...] = ()  # X-Mailproxy-ID / X-Genro-Mail-ID: the client's message id
     message_ids: tuple[str, ...] = ()  # Message-ID header of the original
-    verp_pks: tuple[int, ...] = ()  # from a VERP return path
+    verp_tags: tuple[VerpTag, ...] = ()  # from a VERP return path: message pk and token
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ def find_correlated(session: Session, tenant_id: str, correlation: Correlation) 
     """The tenant's message a returned mail is about: by VERP, by our header, by Message-ID.
     Never another tenant's, whatever the mail claims."""
     candidates = [
-        (Message.pk.in_(correlation.verp_pks), bool(correlation.verp_pks)),
+        (_verp_matches(correlation.verp_tags), bool(correlation.verp_tags)),
         (Message.id.in_(correlation.ids), bool(correlation.ids)),
         (
             Message.smtp_message_id.in_(_id_forms(correlation.message_ids)),
@@ -163,6 +167,22 @@ def find_correlated(session: Session, tenant_id: str, correlation: Correlation) 
             if message is not None:
                 return message
     return None
+
+
+def _verp_matches(tags: tuple[VerpTag, ...]) -> Any:
+    """A VERP address names a message only with the message's own token; an address
+    without one names only a message stored before tokens (an old message's bounce)."""
+    if not tags:
+        return false()
+    return or_(
+        *(
+            and_(
+                Message.pk == tag.message_pk,
+                Message.verp_token == tag.token if tag.token else Message.verp_token.is_(None),
+            )
+            for tag in tags
+        )
+    )
 
 
 def _id_forms(message_ids: tuple[str, ...]) -> list[str]:

@@ -35,6 +35,7 @@ from .message_validation import MessageLimits, normalize_message
 from .secrets_box import SecretBox
 from .suppression_list import normalize_address, refusal_reason, suppressed_among
 from .tenants import Tenant, seal_client_auth
+from .verp import new_verp_token
 
 PENDING, DEFERRED, SENT, ERROR = "pending", "deferred", "sent", "error"
 WAITING = (PENDING, DEFERRED)
@@ -75,6 +76,8 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     reported_ts: Mapped[float | None] = mapped_column(Float)
     smtp_message_id: Mapped[str | None] = mapped_column(String(998))
+    # The secret part of the VERP return path (verp.py); empty for messages stored before it.
+    verp_token: Mapped[str | None] = mapped_column(String(16))
 
 
 @dataclass
@@ -178,6 +181,7 @@ def _row(message: dict[str, Any], current: float) -> dict[str, Any]:
         "deferred_ts": deferred_ts,
         "due_at": max(deferred_ts or 0.0, current),
         "attempts": 0,
+        "verp_token": new_verp_token(),
     }
 
 

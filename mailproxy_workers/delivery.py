@@ -132,7 +132,8 @@ def _send(
         return AttemptOutcome("permanent", f"message cannot be built: {exc}")
     if endpoint.bounce_address and not message.payload.get("return_path"):
         # VERP: the envelope sender names the message; a client's own return_path wins.
-        envelope = replace(envelope, mail_from=verp_address(endpoint.bounce_address, message.pk))
+        mail_from = verp_address(endpoint.bounce_address, message.pk, message.verp_token)
+        envelope = replace(envelope, mail_from=mail_from)
     # A pooled connection the server closed while idle fails at MAIL FROM, before anything
     # was sent: such a failure is retried once on a fresh connection.
     for attempt in (1, 2):

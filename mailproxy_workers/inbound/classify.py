@@ -14,7 +14,7 @@ from email.policy import compat32
 from email.utils import getaddresses
 
 from mailproxy_models.inbound import Correlation, InboundEvent, InboundFacts
-from mailproxy_models.verp import verp_message_pk
+from mailproxy_models.verp import VerpTag, verp_tag
 
 from .dsn import BounceReport, is_auto_reply, parse_bounce
 from .pec import PecReceipt, parse_pec_receipt
@@ -40,7 +40,7 @@ def classify(raw: bytes) -> InboundFacts:
     try:
         headers = email.message_from_bytes(raw, policy=compat32)
         summary = _summary(headers)
-        verp = _verp_pks(headers)
+        verp = _verp_tags(headers)
         receipt = parse_pec_receipt(raw)
         if receipt is not None:
             return _receipt_facts(receipt, verp, summary)
@@ -67,13 +67,13 @@ def _header(headers: Message, name: str) -> str:
         return ""
 
 
-def _verp_pks(headers: Message) -> tuple[int, ...]:
+def _verp_tags(headers: Message) -> tuple[VerpTag, ...]:
     values = [str(v) for name in DESTINATION_HEADERS for v in (headers.get_all(name) or [])]
-    pks = (verp_message_pk(address) for _, address in getaddresses(values))
-    return tuple(dict.fromkeys(pk for pk in pks if pk is not None))
+    tags = (verp_tag(address) for _, address in getaddresses(values))
+    return tuple(dict.fromkeys(tag for tag in tags if tag is not None))
 
 
-def _bounce_facts(report: BounceReport, verp: tuple[int, ...], summary: str) -> InboundFacts:
+def _bounce_facts(report: BounceReport, verp: tuple[VerpTag, ...], summary: str) -> InboundFacts:
     events = tuple(
         InboundEvent(
             kind="bounce",
@@ -97,12 +97,12 @@ def _bounce_facts(report: BounceReport, verp: tuple[int, ...], summary: str) -> 
     correlation = Correlation(
         ids=report.correlation_ids,
         message_ids=(report.original_message_id,) if report.original_message_id else (),
-        verp_pks=verp,
+        verp_tags=verp,
     )
     return InboundFacts("bounce", summary, correlation, events)
 
 
-def _receipt_facts(receipt: PecReceipt, verp: tuple[int, ...], summary: str) -> InboundFacts:
+def _receipt_facts(receipt: PecReceipt, verp: tuple[VerpTag, ...], summary: str) -> InboundFacts:
     words = RECEIPT_WORDS.get(receipt.receipt_type, receipt.receipt_type)
     problem = receipt.error_detail or receipt.error
     description = f"PEC {receipt.receipt_type}: {words}"
@@ -127,6 +127,6 @@ def _receipt_facts(receipt: PecReceipt, verp: tuple[int, ...], summary: str) -> 
     correlation = Correlation(
         ids=receipt.correlation_ids,
         message_ids=(receipt.original_message_id,) if receipt.original_message_id else (),
-        verp_pks=verp,
+        verp_tags=verp,
     )
     return InboundFacts("pec_receipt", summary, correlation, (event,))

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailproxy_models.verp import VerpTag
 from mailproxy_workers.inbound.classify import classify
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -40,9 +41,11 @@ def test_each_sample_is_classified_as_its_parser_says(path):
 
 def test_the_verp_address_a_bounce_was_delivered_to_names_the_message():
     raw = (DATA / "bounces" / "qmail_hard.eml").read_bytes()
-    delivered = b"Delivered-To: bounces+m4242@example.com\r\n" + raw
-    assert classify(delivered).correlation.verp_pks == (4242,)
-    assert classify(raw).correlation.verp_pks == ()
+    delivered = b"Delivered-To: bounces+m4242-K7F3Q2XA@example.com\r\n" + raw
+    assert classify(delivered).correlation.verp_tags == (VerpTag(4242, "k7f3q2xa"),)
+    untokened = b"Delivered-To: bounces+m4242@example.com\r\n" + raw
+    assert classify(untokened).correlation.verp_tags == (VerpTag(4242, None),)
+    assert classify(raw).correlation.verp_tags == ()
 
 
 @settings(max_examples=150, deadline=None, database=None, derandomize=True)

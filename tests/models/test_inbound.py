@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select, update
 
 from mailproxy_models.db import now, session_scope
@@ -16,6 +18,7 @@ from mailproxy_models.inbound import (
 from mailproxy_models.messages import SENT, Message, enqueue_messages
 from mailproxy_models.pec_timeouts import check_pec_timeouts
 from mailproxy_models.suppression_list import list_suppressed
+from mailproxy_models.verp import VerpTag
 from tests.models.factories import LIMITS, database, enqueue, message, tenant_with_account
 
 
@@ -72,9 +75,10 @@ def test_correlation_never_crosses_tenants(database_url):
         tenant_with_account(sessions, "other")
         enqueue(sessions, [message("m1")], tenant="acme")
         with session_scope(sessions) as session:
-            acme_pk = session.scalar(select(Message.pk).where(Message.id == "m1"))
+            acme = session.scalars(select(Message).where(Message.id == "m1")).one()
+            tag = VerpTag(acme.pk, acme.verp_token)
         # Other's mailbox receives a bounce that names acme's message every way it can.
-        facts = _hard_bounce("b@example.org", ids=("m1",), verp_pks=(acme_pk,))
+        facts = _hard_bounce("b@example.org", ids=("m1",), verp_tags=(tag,))
         result = _record(sessions, facts, tenant="other")
         assert result.outcome == "uncorrelated"
         assert _events(sessions, "m1", "acme") == []
@@ -85,15 +89,41 @@ def test_verp_then_message_id_correlate_when_our_header_is_gone(database_url):
         tenant_with_account(sessions)
         enqueue(sessions, [message("m1"), message("m2")])
         with session_scope(sessions) as session:
-            pks = {row.id: row.pk for row in session.execute(select(Message.id, Message.pk))}
+            rows = session.execute(select(Message.id, Message.pk, Message.verp_token)).all()
+            pks = {row.id: row.pk for row in rows}
+            tags = {row.id: VerpTag(row.pk, row.verp_token) for row in rows}
             session.execute(
                 update(Message).where(Message.id == "m2").values(smtp_message_id="<m2@example.com>")
             )
-        assert _record(sessions, _hard_bounce("b@example.org", verp_pks=(pks["m1"],))).outcome == (
-            "recorded"
-        )
+        by_verp = _hard_bounce("b@example.org", verp_tags=(tags["m1"],))
+        assert _record(sessions, by_verp).outcome == "recorded"
         by_id = _hard_bounce("b@example.org", message_ids=("m2@example.com",))
         assert _record(sessions, by_id, key="k2").message_pk == pks["m2"]
+
+
+def test_a_verp_address_without_the_messages_token_names_no_message(database_url):
+    """Message pks can be guessed, tokens cannot: a made-up bounce to ``bounces+m<pk>``
+    suppresses nobody. A message stored before tokens existed still answers to it."""
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        enqueue(sessions, [message("m1"), message("old")])
+        with session_scope(sessions) as session:
+            rows = session.execute(select(Message.id, Message.pk, Message.verp_token)).all()
+            pks = {row.id: row.pk for row in rows}
+            token = next(row.verp_token for row in rows if row.id == "m1")
+            assert re.fullmatch(r"[a-z2-7]{8}", token)
+            session.execute(update(Message).where(Message.id == "old").values(verp_token=None))
+        guesses = [VerpTag(pks["m1"], None), VerpTag(pks["m1"], "aaaaaaaa")]
+        for number, guess in enumerate(guesses):
+            forged = _hard_bounce("b@example.org", verp_tags=(guess,))
+            assert _record(sessions, forged, key=f"f{number}").outcome == "uncorrelated"
+        assert _events(sessions, "m1") == []
+        with session_scope(sessions) as session:
+            assert list_suppressed(session, "acme")[0] == []
+        legacy = _hard_bounce("b@example.org", verp_tags=(VerpTag(pks["old"], None),))
+        assert _record(sessions, legacy, key="legacy").message_pk == pks["old"]
+        genuine = _hard_bounce("b@example.org", verp_tags=(VerpTag(pks["m1"], token),))
+        assert _record(sessions, genuine, key="genuine").message_pk == pks["m1"]
 
 
 def test_mail_that_is_not_a_bounce_is_logged_without_events(database_url):
