@@ -100,7 +100,10 @@ class Settings(BaseSettings):
     retention_days: float = Field(
         7.0, description="Reported messages older than this are purged; unreported never are."
     )
-    cleanup_interval: float = Field(3600.0, description="Seconds between retention purges.")
+    cleanup_interval: float = Field(
+        3600.0,
+        description="Seconds between retention purges (messages, inbound log, offloaded files).",
+    )
     imap_poll_interval: float = Field(
         60.0,
         description="Seconds between polls of each bounce/receipt mailbox; a failing mailbox "

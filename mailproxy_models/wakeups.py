@@ -34,6 +34,7 @@ PURGE_TASK = "mailproxy.purge_reported"
 POLL_DUE_TASK = "mailproxy.poll_mailboxes_due"
 POLL_MAILBOX_TASK = "mailproxy.poll_mailbox"
 PEC_TIMEOUTS_TASK = "mailproxy.check_pec_timeouts"
+OFFLOAD_PURGE_TASK = "mailproxy.purge_offloaded_files"
 # A publish that cannot reach the broker gives up fast: the request that caused it must not
 # hang, and the sweeper will find the messages anyway.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}

@@ -10,6 +10,7 @@ from celery import Celery
 from mailproxy_models.settings import Settings, get_settings
 from mailproxy_models.wakeups import (
     MAINTENANCE_QUEUE,
+    OFFLOAD_PURGE_TASK,
     PEC_TIMEOUTS_TASK,
     POLL_DUE_TASK,
     PURGE_TASK,
@@ -40,6 +41,11 @@ def create_worker_app(settings: Settings) -> Celery:
         },
         "purge-reported": {
             "task": PURGE_TASK,
+            "schedule": settings.cleanup_interval,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.cleanup_interval},
+        },
+        "purge-offloaded-files": {
+            "task": OFFLOAD_PURGE_TASK,
             "schedule": settings.cleanup_interval,
             "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.cleanup_interval},
         },

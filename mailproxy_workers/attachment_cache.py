@@ -13,12 +13,14 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 MD5_NAME = re.compile(r"^[0-9a-f]{32}$")
+SPOOL_PREFIX = ".spool-"
 
 
 @dataclass
@@ -44,6 +46,7 @@ class AttachmentCache:
         memory_bytes: int,
         memory_item_bytes: int,
         disk_bytes: int,
+        stale_spool_seconds: float = 3600.0,
     ) -> None:
         self.directory = directory
         self.memory_bytes = memory_bytes
@@ -54,6 +57,25 @@ class AttachmentCache:
         self._memory_used = 0
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
+        self.remove_stale_spools(stale_spool_seconds)
+
+    def remove_stale_spools(self, older_than: float) -> int:
+        """Delete spool files no fetch can still be writing: a worker killed mid-fetch
+        leaves its spool behind, and nothing else would ever remove it. ``older_than`` is
+        well above the fetch time limit, so a live fetch's file is never touched."""
+        removed = 0
+        limit = time.time() - older_than
+        with os.scandir(self.directory) as listing:
+            for entry in listing:
+                if not entry.name.startswith(SPOOL_PREFIX):
+                    continue
+                try:
+                    if entry.stat().st_mtime < limit:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # adopted or removed by its worker meanwhile
+        return removed
 
     # -- lookups ---------------------------------------------------------------------------
     def get(self, md5: str) -> bytes | BinaryIO | None:
@@ -108,7 +130,7 @@ class AttachmentCache:
 
     def spool_file(self) -> tuple[int, Path]:
         """A new temporary file in the cache directory (same filesystem: renamed into place)."""
-        fd, name = tempfile.mkstemp(prefix=".spool-", dir=self.directory)
+        fd, name = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=self.directory)
         return fd, Path(name)
 
     def adopt_file(self, md5: str, spooled: Path, size: int) -> None:

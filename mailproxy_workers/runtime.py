@@ -50,6 +50,8 @@ def attachment_fetcher(settings: Settings) -> AttachmentFetcher:
         memory_bytes=settings.attachment_cache_memory_bytes,
         memory_item_bytes=settings.attachment_cache_memory_item_bytes,
         disk_bytes=settings.attachment_cache_disk_bytes,
+        # A fetch never writes its spool for longer than its time limit.
+        stale_spool_seconds=max(3600.0, 4 * settings.attachment_fetch_timeout),
     )
     limits = FetchLimits(
         timeout=settings.attachment_fetch_timeout,

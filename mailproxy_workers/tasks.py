@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from mailproxy_models.accounts import Account, SmtpEndpoint, smtp_endpoint
 from mailproxy_models.claims import ClaimedMessage, claim_due_messages, due_priorities
-from mailproxy_models.db import session_scope
+from mailproxy_models.db import now, session_scope
 from mailproxy_models.lifecycle import AttemptOutcome, record_attempts
 from mailproxy_models.tenants import Tenant
-from mailproxy_models.wakeups import DELIVER_TASK, SWEEP_TASK, wake_delivery
+from mailproxy_models.wakeups import DELIVER_TASK, OFFLOAD_PURGE_TASK, SWEEP_TASK, wake_delivery
 
 from .delivery import AttachmentContext, deliver_messages
 from .runtime import WorkerRuntime, worker_runtime
+from .storage.local import purge_expired_files
 from .tenant_attachments import attachment_context
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,15 @@ def register_tasks(app: Celery) -> None:
             priorities = due_priorities(session)
         wake_delivery(app, priorities)
         return priorities
+
+    @app.task(name=OFFLOAD_PURGE_TASK, ignore_result=True, shared=False)
+    def purge_offloaded_files() -> int:
+        """Beat: remove large files kept in local storage once their links have expired."""
+        root = worker_runtime().instance.settings.effective_offload_local_dir
+        purged = purge_expired_files(root, now())
+        if purged.files:
+            log.info("removed %d expired offloaded files (%d bytes)", purged.files, purged.bytes)
+        return purged.files
 
 
 def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:

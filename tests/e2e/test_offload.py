@@ -12,13 +12,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
 from werkzeug.serving import make_server
 
+from mailproxy_models.wakeups import MAINTENANCE_QUEUE
+from mailproxy_workers.storage.local import WRITE_GRACE
 from tests.support.servers import free_port
-from tests.support.stack import Stack
+from tests.support.stack import Stack, wait_until
 from tests.support.storage_servers import throwaway_service_account
 
 LINK = re.compile(r"- big\.bin \(2\.0 MB\): (\S+)")
@@ -117,6 +120,24 @@ def test_local_storage_link_is_served_by_the_api_signed_and_expiring(served_stac
     assert answer.status_code == 403 and "expired" in answer.json()["error"]
     escape = url.split("/files/")[0] + "/files/..%2F..%2Fetc/passwd?expires=1&signature=x"
     assert requests.get(escape, timeout=10).status_code == 404
+
+
+def test_local_files_are_removed_by_beat_once_their_links_have_expired(served_stack, smtp_sink):
+    """Real worker and beat on PostgreSQL and Redis: the file carries its link's expiry,
+    and once that is over an hour past, the purge removes it and the link answers 404."""
+    _content, url = _offload_and_follow_link(served_stack, smtp_sink, "local", {})
+    key = unquote(url.split("/files/")[1].split("?")[0])
+    path = served_stack.settings.effective_offload_local_dir / key
+    expires = int(re.search(r"expires=(\d+)", url).group(1))
+    assert path.stat().st_mtime == expires
+    long_ago = time.time() - WRITE_GRACE - 60  # as if the link had expired over an hour ago
+    os.utime(path, (long_ago, long_ago))
+    served_stack.settings = served_stack.settings.model_copy(update={"cleanup_interval": 1.0})
+    served_stack.start_worker("janitor", beat=True, queues=MAINTENANCE_QUEUE)
+    wait_until(lambda: not path.exists(), 30)
+    assert not path.parent.exists()
+    answer = requests.get(url, timeout=10)
+    assert answer.status_code == 404 and "removed after its expiry" in answer.json()["error"]
 
 
 def test_s3_link_in_the_email_gives_back_the_bytes(pg_stack, smtp_sink, s3_server):

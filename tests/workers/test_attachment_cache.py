@@ -133,3 +133,16 @@ def test_hit_rate_counts_both_tiers(tmp_path):
     cache.get(md5(b"m"))
     cache.get(md5(b"absent"))
     assert cache.stats.hit_rate() == 0.5
+
+
+def test_spool_files_left_by_a_killed_worker_are_removed_when_a_worker_starts(tmp_path):
+    """A fetch writes its spool within its time limit; an older one has no writer left."""
+    left_behind, in_use, cached = (tmp_path / name for name in (".spool-a", ".spool-b", "0" * 32))
+    for path in (left_behind, in_use, cached):
+        path.write_bytes(b"x" * 10)
+    two_hours_ago = time.time() - 7200
+    os.utime(left_behind, (two_hours_ago, two_hours_ago))
+    os.utime(cached, (two_hours_ago, two_hours_ago))
+    AttachmentCache(tmp_path, 0, 0, 10_000, stale_spool_seconds=3600)
+    assert not left_behind.exists()
+    assert in_use.exists() and cached.exists()  # a live fetch; cached content stays

@@ -14,8 +14,15 @@ import requests
 from mailproxy_models.claims import ClaimedMessage
 from mailproxy_workers.attachments import AttachmentError, FetchedAttachment
 from mailproxy_workers.offload import Offloader
+from mailproxy_workers.storage import object_key
 from mailproxy_workers.storage.azure import AzureStorage
 from mailproxy_workers.storage.gcs import GcsStorage
+from mailproxy_workers.storage.local import (
+    WRITE_GRACE,
+    LocalStorage,
+    _removed_unless_renewed,
+    purge_expired_files,
+)
 from mailproxy_workers.storage.s3 import S3Storage
 from tests.support.storage_servers import throwaway_service_account
 
@@ -145,3 +152,68 @@ def test_a_storage_that_cannot_be_opened_fails_only_messages_needing_it_temporar
     with pytest.raises(AttachmentError) as caught:
         offloader.apply(MESSAGE, [_attachment(2 * MB)])
     assert not caught.value.permanent and "no key" in str(caught.value)
+
+
+def _local(tmp_path) -> LocalStorage:
+    return LocalStorage(tmp_path / "offload", b"k" * 32, "http://127.0.0.1:8000")
+
+
+def _age(path, seconds_ago: float) -> None:
+    then = time.time() - seconds_ago
+    os.utime(path, (then, then))
+
+
+def test_a_local_file_is_kept_until_the_last_link_to_it_expires(tmp_path):
+    storage = _local(tmp_path)
+    big = _attachment(3000)
+    [link] = Offloader(2000, "rewrite", storage, 30 * 86400).apply(MESSAGE, [big])[1]
+    path = storage.root / object_key("acme", big.md5, big.filename)
+    assert path.stat().st_mtime == link.expires_at
+    # The same file sent again by a tenant with shorter links: the month-long link still
+    # holds, by upload and by signing.
+    Offloader(2000, "rewrite", storage, 86400).apply(MESSAGE, [big])
+    assert path.stat().st_mtime == link.expires_at
+    current = time.time()
+    assert purge_expired_files(storage.root, current).files == 0
+    assert purge_expired_files(storage.root, link.expires_at + WRITE_GRACE - 60).files == 0
+    purged = purge_expired_files(storage.root, link.expires_at + WRITE_GRACE + 60)
+    assert (purged.files, purged.bytes) == (1, 3000)
+    assert not path.exists() and list(storage.root.iterdir()) == []  # empty directories too
+
+
+def test_purge_removes_crashed_uploads_but_not_one_in_progress(tmp_path):
+    storage = _local(tmp_path)
+    folder = storage.root / "acme" / ("0" * 32)
+    folder.mkdir(parents=True)
+    crashed, running = folder / ".upload-old", folder / ".upload-new"
+    crashed.write_bytes(b"partial")
+    running.write_bytes(b"partial")
+    _age(crashed, WRITE_GRACE + 60)
+    assert purge_expired_files(storage.root, time.time()).files == 1
+    assert not crashed.exists() and running.exists()
+
+
+def test_a_file_renewed_while_being_purged_is_put_back(tmp_path):
+    storage = _local(tmp_path)
+    big = _attachment(3000)
+    [link] = Offloader(2000, "rewrite", storage, 60).apply(MESSAGE, [big])[1]
+    path = storage.root / object_key("acme", big.md5, big.filename)
+    # The purge saw it expired; a worker signed a new link before it was moved aside.
+    assert path.stat().st_mtime == link.expires_at
+    assert not _removed_unless_renewed(path, limit=time.time() - WRITE_GRACE)
+    assert path.read_bytes() == big.content
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_file_removed_before_its_link_is_signed_fails_the_attempt_temporarily(tmp_path):
+    storage = _local(tmp_path)
+
+    class Vanishing(LocalStorage):
+        def upload(self, key, attachment):
+            super().upload(key, attachment)
+            (self.root / key).unlink()  # a purge took it in between
+
+    vanishing = Vanishing(storage.root, storage.secret, storage.base_url)
+    with pytest.raises(AttachmentError) as caught:
+        Offloader(2000, "rewrite", vanishing, 60).apply(MESSAGE, [_attachment(3000)])
+    assert not caught.value.permanent and "until its link expires" in str(caught.value)
