@@ -37,7 +37,7 @@ UNREPORTED_EVENTS = Index(
 class DeliverySnapshot:
     # (tenant_id, account_id, kind) -> count since the first outcome; never lowered
     totals: dict[tuple[str, str, str], int]
-    # tenant_id -> latency histogram (created -> sent)
+    # tenant_id -> latency histogram (first due -> sent)
     latency: dict[str, LatencyHistogram]
     # priority -> messages waiting and due now (pending or deferred, due_at <= now)
     due: dict[int, int] = field(default_factory=dict)

@@ -2,7 +2,7 @@
 
 Prometheus counters must only go up, but messages and their events are purged. So every
 outcome is also added here, in the same transaction that records it: one row per tenant,
-account and kind with a count, and a latency histogram (created -> sent) per tenant with
+account and kind with a count, and a latency histogram (first due -> sent) per tenant with
 one row per bucket. Both are written with one multi-row upsert each, keys sorted, so
 concurrent workers on PostgreSQL lock rows in the same order and never deadlock.
 """
@@ -77,7 +77,7 @@ class DeliveryLatencyTotal(Base):
 
 @dataclass(frozen=True)
 class Outcome:
-    """One outcome to count; ``latency`` (seconds from creation) only for ``sent``."""
+    """One outcome to count; ``latency`` (seconds from when it was first due) only for ``sent``."""
 
     tenant_id: str
     account_id: str

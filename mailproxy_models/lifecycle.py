@@ -84,6 +84,8 @@ def record_attempts(
             Message.tenant_id,
             Message.account_id,
             Message.created_at,
+            # When the client scheduled it: latency counts from then, not from creation.
+            Message.payload["deferred_ts"].as_float().label("scheduled_ts"),
         ).where(Message.pk.in_(list(outcomes)))
     ).all()
     tenant_ids = {row.tenant_id for row in rows}
@@ -104,7 +106,8 @@ def record_attempts(
         events.append({"message_pk": row.pk, "worker": worker, **event})
         if "status" in changes:  # a message already final is not counted twice
             kind = {SENT: "sent", ERROR: "failed"}.get(changes["status"], "deferred")
-            latency = current - row.created_at if kind == "sent" else None
+            due_from = max(row.created_at, row.scheduled_ts or 0.0)
+            latency = current - due_from if kind == "sent" else None
             counted.append(Outcome(row.tenant_id, row.account_id, kind, latency))
         if outcome.kind == "sent":
             sends.append(

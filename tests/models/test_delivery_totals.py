@@ -80,6 +80,26 @@ def test_recorded_attempts_are_counted_once_and_survive_deletion(database_url):
             assert read_latency(session)["acme"].count == 1
 
 
+def test_latency_of_a_scheduled_message_counts_from_the_time_it_was_scheduled_for(
+    database_url,
+):
+    with database(database_url) as sessions:
+        tenant_with_account(sessions)
+        in_an_hour = now() + 3600
+        enqueue(sessions, [message("later", deferred_ts=in_an_hour), message("now")])
+        with session_scope(sessions) as session:
+            claimed = claim_due_messages(session, 2, 10, 30, current=in_an_hour + 1)
+            sent = AttemptOutcome("sent", "ok", 250)
+            outcomes = {c.pk: sent for c in claimed}
+            record_attempts(session, outcomes, "w1", [60], current=in_an_hour + 5)
+        with session_scope(sessions) as session:
+            histogram = read_latency(session)["acme"]
+        # 5 s for the scheduled one, an hour and 5 s for the one that waited an hour.
+        assert histogram.count == 2
+        assert histogram.total_seconds == pytest.approx(5 + 3605, abs=2)
+        assert histogram.cumulative[LATENCY_BUCKETS.index(30)] == 1
+
+
 def test_messages_over_a_rate_limit_are_counted_as_held_or_refused(database_url):
     with database(database_url) as sessions:
         tenant_with_account(sessions)
