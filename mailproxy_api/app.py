@@ -21,6 +21,7 @@ from .views import (
     accounts,
     audit_log,
     downloads,
+    inbound_mail,
     messages,
     observability,
     service,
@@ -77,7 +78,16 @@ def create_app(settings: Settings | None = None, instance: Instance | None = Non
             "security": [{"ApiToken": []}, {"Bearer": []}],
         },
     )
-    for module in (service, tenants, accounts, messages, suppressions, audit_log, downloads):
+    for module in (
+        service,
+        tenants,
+        accounts,
+        messages,
+        suppressions,
+        inbound_mail,
+        audit_log,
+        downloads,
+    ):
         api.register_blueprint(module.blp)
     api.register_blueprint(observability.blp)
     # Registered after Api: its generic handler would otherwise answer in its own shape.

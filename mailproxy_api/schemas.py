@@ -460,3 +460,50 @@ class SuppressionAddSchema(Schema):
 class SuppressionAddAnswerSchema(OkSchema):
     added = fields.Integer()
     already_listed = fields.List(fields.String())
+
+
+# As in mailproxy_models.inbound (a mail read twice is never listed twice).
+INBOUND_MAIL_KINDS = ["bounce", "pec_receipt", "auto_reply", "not_recognised", "unparseable"]
+INBOUND_OUTCOMES = ["recorded", "uncorrelated", "ignored"]
+
+
+class InboundMailQuerySchema(Schema):
+    tenant_id = fields.String(validate=ID)
+    account_id = fields.String(validate=ID)
+    kind = fields.String(validate=validate.OneOf(INBOUND_MAIL_KINDS))
+    outcome = fields.String(
+        validate=validate.OneOf(INBOUND_OUTCOMES),
+        metadata={
+            "description": "recorded (events added to a message), uncorrelated (about no "
+            "message of the tenant), ignored (no event: an auto-reply, mail not recognised "
+            "or not parseable)."
+        },
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    before = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "The last `pk` of the previous page (newest first)."},
+    )
+
+
+class InboundMailSchema(Schema):
+    pk = fields.Integer()
+    account_id = fields.String(metadata={"description": "The account whose mailbox held it."})
+    received_at = fields.Integer(metadata={"description": "When mailproxy read it."})
+    kind = fields.String(metadata={"description": " | ".join(INBOUND_MAIL_KINDS)})
+    outcome = fields.String()
+    message_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The client's id of the message it was about, if found."},
+    )
+    summary = fields.String(
+        allow_none=True, metadata={"description": "From, Subject and Message-ID of the mail."}
+    )
+    mail_sha256 = fields.String(metadata={"description": "SHA-256 of the mail's bytes."})
+
+
+class InboundMailListSchema(OkSchema):
+    inbound_mail = fields.List(fields.Nested(InboundMailSchema))
+    next_before = fields.Integer(
+        allow_none=True, metadata={"description": "Pass as `before` for the next page."}
+    )

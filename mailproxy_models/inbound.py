@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     Float,
     ForeignKey,
+    Index,
     String,
     Text,
     UniqueConstraint,
@@ -45,7 +46,11 @@ OUTCOMES = ("recorded", "duplicate", "uncorrelated", "ignored")
 
 class InboundMail(Base):
     __tablename__ = "inbound_mail"
-    __table_args__ = (UniqueConstraint("tenant_id", "mail_key", name="uq_inbound_mail_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "mail_key", name="uq_inbound_mail_key"),
+        # GET /inbound-mail: one tenant's log, newest first.
+        Index("ix_inbound_mail_tenant_pk", "tenant_id", "pk"),
+    )
 
     pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mailproxy_models.db import now, session_scope
+from mailproxy_models.inbound import InboundFacts, record_inbound_mail
 from tests.support.stack import Stack
 
 ALPHA_SECRETS = {
@@ -22,6 +24,7 @@ ALPHA_SECRETS = {
     "client password": "alpha-client-password-4242",
     "subject": "Alpha quarterly secret numbers",
     "client url": "http://alpha-app.internal.example/app",
+    "returned mail": "Subject: Alpha's bounce from secret-partner.example",
 }
 ALPHA_IDS = {
     "tenant_id": "alpha",
@@ -74,6 +77,10 @@ def _seed(stack: Stack) -> tuple[str, str, int]:
         ]
         == 2
     )
+    # A mail read from alpha's bounce mailbox, in its inbound log.
+    with session_scope(stack.app.extensions["mailproxy"].sessions) as session:
+        facts = InboundFacts("not_recognised", ALPHA_SECRETS["returned mail"])
+        record_inbound_mail(session, "alpha", "main", "a" * 64, facts, now())
     alpha_key_id = stack.call("GET", "/tenant/alpha/api-keys").json["api_keys"][0]["key_id"]
     beta = stack.setup_tenant(2526, tenant_id="beta", account={"id": "beta-main"})
     return alpha, beta, alpha_key_id

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from mailproxy_models.db import now, session_scope
+from mailproxy_models.inbound import InboundFacts, record_inbound_mail
 from tests.support.servers import free_port
 from tests.support.stack import ADMIN_TOKEN, Stack
 
@@ -78,3 +80,26 @@ def test_batches_suspended_and_activated_from_the_command_line(served):
     assert held.returncode == 0 and "suspended batches: nov" in held.stdout
     released = _run("batches", "activate", "acme", url=url)
     assert "active=True" in released.stdout and "suspended batches: none" in released.stdout
+
+
+def test_inbound_log_from_the_command_line(served):
+    stack, url = served
+    key = stack.setup_tenant(2525)
+    with session_scope(stack.app.extensions["mailproxy"].sessions) as session:
+        for number, kind in enumerate(("auto_reply", "not_recognised")):
+            facts = InboundFacts(kind, f"Subject: mail {number}")
+            record_inbound_mail(session, "acme", "main", f"{number}" * 64, facts, now())
+    listed = _run("inbound", "list", "--json", url=url, token=key)
+    assert listed.returncode == 0, listed.stderr
+    assert [e["summary"] for e in json.loads(listed.stdout)] == [
+        "Subject: mail 1",
+        "Subject: mail 0",
+    ]
+    newest = json.loads(
+        _run("inbound", "list", "--limit", "1", "--json", url=url, token=key).stdout
+    )
+    assert [e["kind"] for e in newest] == ["not_recognised"]
+    table = _run("inbound", "list", "--tenant", "acme", "--kind", "auto_reply", url=url).stdout
+    assert "auto_reply" in table and "not_recognised" not in table
+    wrong = _run("inbound", "list", "--outcome", "lost", url=url, token=key)
+    assert wrong.returncode == 1 and "outcome" in wrong.stderr and "Traceback" not in wrong.stderr

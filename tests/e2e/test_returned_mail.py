@@ -138,6 +138,15 @@ def test_bounces_reach_the_client_and_hard_ones_suppress_the_address(
 
     # Bounces are flagged; the auto-reply and the garbage stay unseen for a person.
     wait_until(lambda: _unseen(dovecot, "bounce", folder) == 2, 10)
+    # The inbound log says what became of each, including the mail left unseen.
+    log = stack.call("GET", "/inbound-mail?account_id=main", token=key).json["inbound_mail"]
+    became = sorted((e["kind"], e["outcome"], e["message_id"] or "-") for e in log)
+    assert became == [
+        ("auto_reply", "ignored", "-"),
+        ("bounce", "recorded", "MSG-00000"),
+        ("bounce", "recorded", "MSG-00001"),
+        ("not_recognised", "ignored", "-"),
+    ], became
     accounts = {a["id"]: a for a in stack.call("GET", "/accounts", token=key).json["accounts"]}
     assert accounts["main"]["imap_status"]["failures"] == 0
     assert accounts["main"]["imap_status"]["processed"] == 4

@@ -1,0 +1,35 @@
+"""The log of mail read from the tenant's bounce and receipt mailboxes (mailproxy
+extension): what each mail was taken for, and whether it reached a message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from mailproxy_models.inbound_log import InboundLogFilter, list_inbound_mail
+from mailproxy_models.tenants import get_tenant
+
+from ..auth import acting_tenant, token_required
+from ..schemas import InboundMailListSchema, InboundMailQuerySchema
+from ..transaction import db_session
+
+blp = Blueprint("inbound_mail", __name__, description="Mail read from bounce mailboxes")
+
+
+@blp.route("/inbound-mail", methods=["GET"])
+@token_required
+@blp.arguments(InboundMailQuerySchema, location="query")
+@blp.response(200, InboundMailListSchema)
+def get_inbound_mail(query: dict[str, Any]) -> dict[str, Any]:
+    """Mail read from the tenant's mailboxes, newest first, a page at a time. Mail that was
+    set aside (left unseen in the mailbox) shows here with why: `outcome` `uncorrelated` or
+    `ignored`. Kept for `MAILPROXY_INBOUND_LOG_RETENTION_DAYS`."""
+    session = db_session()
+    tenant_id = acting_tenant(query.get("tenant_id"))
+    get_tenant(session, tenant_id)
+    where = InboundLogFilter(query.get("account_id"), query.get("kind"), query.get("outcome"))
+    limit = query["limit"]
+    entries = list_inbound_mail(session, tenant_id, where, limit, query.get("before"))
+    next_before = entries[-1]["pk"] if len(entries) == limit else None
+    return {"ok": True, "inbound_mail": entries, "next_before": next_before}
