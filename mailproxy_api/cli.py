@@ -31,6 +31,7 @@ from .cli_instances import (
     LocalInstance,
     delete_instance,
     instances_home,
+    process_start,
     start_in_background,
     stop_instance,
 )
@@ -187,7 +188,9 @@ def start(
     if instance is not None:
         instance.write_record(
             pid=os.getpid(),
+            pid_start=process_start(os.getpid()),
             worker_pid=worker.pid,
+            worker_pid_start=process_start(worker.pid),
             port=server.server_port,
             url=base,
             admin_token=token,

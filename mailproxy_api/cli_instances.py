@@ -3,7 +3,9 @@
 found again by name.
 
 ``instance.json`` in that directory (mode 0600: it holds the admin token) says how to reach
-it: pid, port, URL, admin token. The pid is only trusted while that process is alive.
+it: pid, port, URL, admin token. The pid is only trusted while that process is alive and,
+where /proc tells, started when the recorded one did: after a crash and a reboot the same
+pid may belong to another program, which ``stop`` must never signal.
 """
 
 from __future__ import annotations
@@ -50,6 +52,23 @@ def process_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def process_start(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc/PID/stat field 22), None where
+    there is no /proc. A pid and its start name one process, even once pids are reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def same_process(pid: Any, started: Any) -> bool:
+    """True while the process recorded as ``pid`` (started at ``started``) still runs."""
+    if not isinstance(pid, int) or not process_alive(pid):
+        return False
+    return started is None or process_start(pid) in (None, started)
+
+
 @dataclass(frozen=True)
 class LocalInstance:
     name: str
@@ -93,8 +112,9 @@ class LocalInstance:
         write_private_json(self.path / RECORD, {**self.record(), "name": self.name, **changes})
 
     def running_pid(self) -> int | None:
-        pid = self.record().get("pid")
-        return pid if isinstance(pid, int) and process_alive(pid) else None
+        record = self.record()
+        pid = record.get("pid")
+        return pid if same_process(pid, record.get("pid_start")) else None
 
     def state(self) -> str:
         """running (answers /health), unresponsive (process alive, no answer) or stopped."""
@@ -167,8 +187,9 @@ def stop_instance(instance: LocalInstance) -> bool:
         time.sleep(0.1)
     if process_alive(pid):
         _terminate(pid)
-        worker = instance.record().get("worker_pid")
-        if isinstance(worker, int):
+        record = instance.record()
+        worker = record.get("worker_pid")
+        if isinstance(worker, int) and same_process(worker, record.get("worker_pid_start")):
             _terminate(worker)
     instance.write_record(pid=None, worker_pid=None)
     return True
