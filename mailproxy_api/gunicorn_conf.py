@@ -66,3 +66,7 @@ def _json_logging() -> dict[str, Any] | None:
 _logging = _json_logging()
 if _logging is not None:
     logconfig_dict = _logging
+
+# gunicorn 25+ opens a control socket in $HOME by default: nothing here uses it, two
+# instances on one host would share its path, and a container's HOME may be read-only.
+control_socket_disable = True
