@@ -36,17 +36,17 @@ def inbound_list(
     filters = {"tenant_id": tenant, "account_id": account, "kind": kind, "outcome": outcome}
     params: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
     rows: list[dict[str, Any]] = []
-    before: int | None = None
+    cursor: str | None = None
     while len(rows) < limit:
         page_size = min(PAGE, limit - len(rows))
         page = client.call(
             "GET",
             "/inbound-mail",
-            params={**params, "limit": page_size, **({"before": before} if before else {})},
+            params={**params, "limit": page_size, **({"cursor": cursor} if cursor else {})},
         )
         rows += page["inbound_mail"]
-        before = page["next_before"]
-        if before is None:
+        cursor = page["next_cursor"]
+        if cursor is None:
             break
     columns = ["received_at", "account_id", "kind", "outcome", "message_id", "summary"]
     print_rows(rows, columns, as_json, "mail read from mailboxes")

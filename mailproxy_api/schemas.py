@@ -480,14 +480,13 @@ class InboundMailQuerySchema(Schema):
         },
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    before = fields.Integer(
-        validate=validate.Range(min=1),
-        metadata={"description": "The last `pk` of the previous page (newest first)."},
+    cursor = fields.String(
+        validate=validate.Length(max=200),
+        metadata={"description": "`next_cursor` of the previous page."},
     )
 
 
 class InboundMailSchema(Schema):
-    pk = fields.Integer()
     account_id = fields.String(metadata={"description": "The account whose mailbox held it."})
     received_at = fields.Integer(metadata={"description": "When mailproxy read it."})
     kind = fields.String(metadata={"description": " | ".join(INBOUND_MAIL_KINDS)})
@@ -504,6 +503,6 @@ class InboundMailSchema(Schema):
 
 class InboundMailListSchema(OkSchema):
     inbound_mail = fields.List(fields.Nested(InboundMailSchema))
-    next_before = fields.Integer(
-        allow_none=True, metadata={"description": "Pass as `before` for the next page."}
+    next_cursor = fields.String(
+        allow_none=True, metadata={"description": "Pass as `cursor` for the next page."}
     )

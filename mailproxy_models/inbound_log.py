@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from .db import unix_seconds
 from .inbound import InboundMail
-from .messages import Message
+from .messages import Message, decode_cursor, encode_cursor
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,10 @@ def list_inbound_mail(
     tenant_id: str,
     where: InboundLogFilter,
     limit: int,
-    before: int | None = None,
-) -> list[dict[str, Any]]:
-    """A page of the tenant's log, newest first; ``before``: the last ``pk`` of the
-    previous page. Each entry names the client's message id when it was correlated."""
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the tenant's log, newest first, and the cursor of the next page (None on
+    the last). Each entry names the client's message id when it was correlated."""
     conditions = [InboundMail.tenant_id == tenant_id]
     for column, value in (
         (InboundMail.account_id, where.account_id),
@@ -39,8 +39,8 @@ def list_inbound_mail(
     ):
         if value is not None:
             conditions.append(column == value)
-    if before is not None:
-        conditions.append(InboundMail.pk < before)
+    if cursor is not None:
+        conditions.append(InboundMail.pk < decode_cursor(cursor))
     query = (
         select(InboundMail, Message.id)
         .outerjoin(
@@ -49,14 +49,15 @@ def list_inbound_mail(
         )
         .where(*conditions)
         .order_by(InboundMail.pk.desc())
-        .limit(limit)
+        .limit(limit + 1)
     )
-    return [_record(mail, message_id) for mail, message_id in session.execute(query)]
+    page = list(session.execute(query))
+    next_cursor = encode_cursor(page[limit - 1][0].pk) if len(page) > limit else None
+    return [_record(mail, message_id) for mail, message_id in page[:limit]], next_cursor
 
 
 def _record(mail: InboundMail, message_id: str | None) -> dict[str, Any]:
     return {
-        "pk": mail.pk,
         "account_id": mail.account_id,
         "received_at": unix_seconds(mail.received_at),
         "kind": mail.kind,

@@ -22,14 +22,14 @@ blp = Blueprint("inbound_mail", __name__, description="Mail read from bounce mai
 @blp.arguments(InboundMailQuerySchema, location="query")
 @blp.response(200, InboundMailListSchema)
 def get_inbound_mail(query: dict[str, Any]) -> dict[str, Any]:
-    """Mail read from the tenant's mailboxes, newest first, a page at a time. Mail that was
+    """Mail read from the tenant's mailboxes, newest first (`next_cursor` pages back). Mail that was
     set aside (left unseen in the mailbox) shows here with why: `outcome` `uncorrelated` or
     `ignored`. Kept for `MAILPROXY_INBOUND_LOG_RETENTION_DAYS`."""
     session = db_session()
     tenant_id = acting_tenant(query.get("tenant_id"))
     get_tenant(session, tenant_id)
     where = InboundLogFilter(query.get("account_id"), query.get("kind"), query.get("outcome"))
-    limit = query["limit"]
-    entries = list_inbound_mail(session, tenant_id, where, limit, query.get("before"))
-    next_before = entries[-1]["pk"] if len(entries) == limit else None
-    return {"ok": True, "inbound_mail": entries, "next_before": next_before}
+    entries, next_cursor = list_inbound_mail(
+        session, tenant_id, where, query["limit"], query.get("cursor")
+    )
+    return {"ok": True, "inbound_mail": entries, "next_cursor": next_cursor}

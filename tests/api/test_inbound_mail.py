@@ -45,7 +45,7 @@ def test_the_log_lists_what_each_mail_became_newest_first(stack, tenant_key):
     ]
     assert log[0]["summary"] == "Subject: Out of office" and log[0]["account_id"] == "main"
     assert log[2]["mail_sha256"] == "a" * 64 and abs(log[2]["received_at"] - now()) < 60
-    assert answer.json["next_before"] is None
+    assert answer.json["next_cursor"] is None
 
     only = stack.call("GET", "/inbound-mail?outcome=uncorrelated", token=tenant_key).json
     assert [e["outcome"] for e in only["inbound_mail"]] == ["uncorrelated"]
@@ -55,12 +55,13 @@ def test_the_log_lists_what_each_mail_became_newest_first(stack, tenant_key):
     assert other["inbound_mail"] == []
 
     first = stack.call("GET", "/inbound-mail?limit=2", token=tenant_key).json
-    assert len(first["inbound_mail"]) == 2 and first["next_before"] == log[1]["pk"]
+    assert first["inbound_mail"] == log[:2] and first["next_cursor"]
     rest = stack.call(
-        "GET", f"/inbound-mail?limit=2&before={first['next_before']}", token=tenant_key
+        "GET", f"/inbound-mail?limit=2&cursor={first['next_cursor']}", token=tenant_key
     ).json
-    assert [e["pk"] for e in rest["inbound_mail"]] == [log[2]["pk"]]
-    assert rest["next_before"] is None
+    assert rest["inbound_mail"] == log[2:] and rest["next_cursor"] is None
+    exact = stack.call("GET", "/inbound-mail?limit=3", token=tenant_key).json
+    assert exact["inbound_mail"] == log and exact["next_cursor"] is None
 
 
 def test_bad_filters_are_refused_with_a_reason(stack, tenant_key):
@@ -68,6 +69,8 @@ def test_bad_filters_are_refused_with_a_reason(stack, tenant_key):
     assert answer.status_code == 422 and answer.json["ok"] is False
     assert "outcome" in str(answer.json)
     assert stack.call("GET", "/inbound-mail?limit=0", token=tenant_key).status_code == 422
+    forged = stack.call("GET", "/inbound-mail?cursor=not-ours", token=tenant_key)
+    assert forged.status_code == 422 and "cursor" in forged.json["error"]
 
 
 def test_a_tenant_sees_only_its_own_mail(stack, tenant_key):
