@@ -138,8 +138,20 @@ def test_bounces_reach_the_client_and_hard_ones_suppress_the_address(
 
     # Bounces are flagged; the auto-reply and the garbage stay unseen for a person.
     wait_until(lambda: _unseen(dovecot, "bounce", folder) == 2, 10)
-    # The inbound log says what became of each, including the mail left unseen.
-    log = stack.call("GET", "/inbound-mail?account_id=main", token=key).json["inbound_mail"]
+    # The inbound log says what became of each, including the mail left unseen. The unseen
+    # count is already 2 before the garbage is read (it stays unseen), so wait for its entry.
+    log = wait_until(
+        lambda: (
+            (
+                entries := stack.call("GET", "/inbound-mail?account_id=main", token=key).json[
+                    "inbound_mail"
+                ]
+            )
+            and len(entries) >= 4
+            and entries
+        ),
+        30,
+    )
     became = sorted((e["kind"], e["outcome"], e["message_id"] or "-") for e in log)
     assert became == [
         ("auto_reply", "ignored", "-"),
