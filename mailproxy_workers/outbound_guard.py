@@ -66,8 +66,9 @@ def tenant_private_networks(tenant_id: str, entries: Iterable[str]) -> tuple[IPN
 
 
 def _refusal(address: str, host: str) -> ForbiddenAddress:
+    named = "" if host == address else f" ({host})"
     return ForbiddenAddress(
-        f"refused to connect to {host} ({address}): loopback, link-local and private "
+        f"refused to connect to {address}{named}: loopback, link-local and private "
         "addresses are not allowed for this tenant (see MAILPROXY_PRIVATE_NETWORKS_ALLOWED)"
     )
 
