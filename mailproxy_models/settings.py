@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         None,
         description="Extra CA bundle (PEM) trusted for SMTP TLS, for servers with a private CA. "
         "Certificates are verified against the system CAs and this bundle, except for an "
-        "account created with `tls_verify: false` (its explicit, visible opt-out).",
+        "account set to `tls_verify: false` (its explicit, visible opt-out).",
     )
     delivery_batch_size: int = Field(50, description="Messages one delivery task claims at a time.")
     lease_seconds: int = Field(
