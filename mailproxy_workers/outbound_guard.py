@@ -87,15 +87,16 @@ def checked_addresses(host: str, port: int, allowed: tuple[IPNetwork, ...]) -> l
 def _connect(conn: HTTPConnection, allowed: tuple[IPNetwork, ...]) -> socket.socket:
     """urllib3's ``_new_conn``, connecting only to addresses that passed the check."""
     host = conn._dns_host  # noqa: SLF001 - the name urllib3 itself resolves
+    port = conn.port or conn.default_port
     try:
-        addresses = checked_addresses(host, conn.port or 0, allowed)
+        addresses = checked_addresses(host, port, allowed)
     except socket.gaierror as exc:
         raise NameResolutionError(conn.host, conn, exc) from exc
     last: OSError | None = None
     for address in addresses:
         try:
             return connection.create_connection(
-                (address, conn.port or 0),
+                (address, port),
                 conn.timeout,  # type: ignore[arg-type]
                 source_address=conn.source_address,
                 socket_options=conn.socket_options,
