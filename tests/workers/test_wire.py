@@ -107,9 +107,9 @@ def test_a_long_filename_is_folded_in_a_stored_base64_attachment():
 
 # Header text a client may send: any printable character, no line breaks or controls
 # (refused at the door), nothing that already looks like an encoded word.
-TEXT = st.text(
-    st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=3000
-).filter(lambda s: s == s.strip() and "=?" not in s and "\x85" not in s)
+TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=3000).filter(
+    lambda s: s == s.strip() and "=?" not in s
+)
 
 
 @settings(max_examples=200, deadline=None)
