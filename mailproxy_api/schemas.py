@@ -137,7 +137,19 @@ class AccountInSchema(Schema):
     tls_verify = fields.Boolean(
         metadata={"description": "Verify the server certificate (default true). Opting out shows."}
     )
-    ttl = fields.Integer(validate=validate.Range(min=0, max=86400))
+    allow_insecure_auth = fields.Boolean(
+        metadata={
+            "description": "Send the SMTP credentials even over a connection without TLS "
+            "(no SMTPS, no STARTTLS). Default false: such a connection gets no AUTH, the "
+            "messages wait and the account shows failing. Recorded in the audit log."
+        }
+    )
+    ttl = fields.Integer(
+        validate=validate.Range(min=0, max=86400),
+        metadata={
+            "description": "Seconds a connection is reused. Default: MAILPROXY_SMTP_POOL_TTL."
+        },
+    )
     batch_size = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=10000))
     limit_per_minute = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     limit_per_hour = fields.Integer(allow_none=True, validate=validate.Range(min=1))
@@ -209,6 +221,7 @@ class AccountOutSchema(Schema):
     has_password = fields.Boolean()
     use_tls = fields.Boolean(allow_none=True)
     tls_verify = fields.Boolean()
+    allow_insecure_auth = fields.Boolean()
     ttl = fields.Integer()
     batch_size = fields.Integer(allow_none=True)
     limit_per_minute = fields.Integer(allow_none=True)

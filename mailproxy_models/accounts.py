@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
     select,
     true,
 )
@@ -42,6 +43,10 @@ class Account(Base):
     # Certificates are verified unless an operator opts out for this account (it shows).
     tls_verify: Mapped[bool] = mapped_column(
         Boolean, default=True, server_default=true(), nullable=False
+    )
+    # Credentials go only over TLS (SMTPS or STARTTLS) unless the account says otherwise.
+    allow_insecure_auth: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), nullable=False
     )
     ttl: Mapped[int] = mapped_column(Integer, default=300, nullable=False)
     batch_size: Mapped[int | None] = mapped_column(Integer)
@@ -86,6 +91,7 @@ ACCOUNT_FIELDS = (
     "user",
     "use_tls",
     "tls_verify",
+    "allow_insecure_auth",
     "ttl",
     "batch_size",
     "limit_per_minute",
@@ -119,6 +125,7 @@ class SmtpEndpoint:
     use_tls: bool | None
     ttl: int
     tls_verify: bool = True
+    allow_insecure_auth: bool = False
 
     bounce_address: str | None = None
 
@@ -161,8 +168,11 @@ def list_accounts(session: Session, tenant_id: str | None = None) -> list[Accoun
     return list(session.scalars(query))
 
 
-def upsert_account(session: Session, box: SecretBox, data: dict[str, Any]) -> Account:
-    """Create the account or update the fields given; a password is stored encrypted."""
+def upsert_account(
+    session: Session, box: SecretBox, data: dict[str, Any], default_ttl: int = 300
+) -> Account:
+    """Create the account or update the fields given; a password is stored encrypted.
+    A new account without ``ttl`` gets ``default_ttl`` (MAILPROXY_SMTP_POOL_TTL)."""
     get_tenant(session, data["tenant_id"])
     behavior = data.get("limit_behavior")
     if behavior is not None and behavior not in LIMIT_BEHAVIORS:
@@ -182,7 +192,7 @@ def upsert_account(session: Session, box: SecretBox, data: dict[str, Any]) -> Ac
                     if f not in data
                 },
             )
-        account = Account(tenant_id=data["tenant_id"], id=data["id"])
+        account = Account(tenant_id=data["tenant_id"], id=data["id"], ttl=default_ttl)
         session.add(account)
     for field in ACCOUNT_FIELDS:
         if field in data:
@@ -244,6 +254,7 @@ def smtp_endpoint(account: Account, box: SecretBox) -> SmtpEndpoint:
         use_tls=account.use_tls,
         ttl=account.ttl,
         tls_verify=account.tls_verify,
+        allow_insecure_auth=account.allow_insecure_auth,
         bounce_address=account.bounce_address,
     )
 

@@ -58,13 +58,17 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the API listens on (`mail-proxy start`).")
     port: int = Field(8000, description="Port the API listens on (`mail-proxy start`).")
     smtp_pool_ttl: int = Field(
-        300, description="Seconds a pooled SMTP connection is reused before it is replaced."
+        300,
+        ge=1,
+        description="Seconds a pooled SMTP connection is reused before it is replaced: the "
+        "`ttl` of an account created without one.",
     )
     smtp_timeout: float = Field(30.0, description="Socket timeout in seconds for SMTP commands.")
     smtp_ca_file: str | None = Field(
         None,
         description="Extra CA bundle (PEM) trusted for SMTP TLS, for servers with a private CA. "
-        "Certificates are always verified.",
+        "Certificates are verified against the system CAs and this bundle, except for an "
+        "account set to `tls_verify: false` (its explicit, visible opt-out).",
     )
     delivery_batch_size: int = Field(50, description="Messages one delivery task claims at a time.")
     lease_seconds: int = Field(
@@ -184,12 +188,19 @@ class Settings(BaseSettings):
         "`<attachment_root>/<tenant id>` (no `..`, no absolute path outside it, no symlink "
         "leading out). Unset: `filesystem` attachments fail with a permanent error.",
     )
+    private_networks_allowed: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Which tenants may make the workers reach loopback, link-local and "
+        "private addresses (`http_url` and `endpoint` attachments, delivery reports to "
+        "`client_base_url`), comma-separated: `acme` (all such addresses), `acme=10.1.0.0/16` "
+        "(that network), `*=10.1.0.0/16` (that network, for every tenant). For everything "
+        "else such an address (any the name resolves to, and after each redirect) is refused. "
+        "See docs/security.md.",
+    )
     attachment_private_url_tenants: Annotated[list[str], NoDecode] = Field(
         [],
-        description="Tenants whose `http_url` and `endpoint` attachments may reach loopback, "
-        "link-local and private addresses: `acme` (all of them) or `acme=10.1.0.0/16` (that "
-        "network). For every other tenant such an address (the one the name resolves to, and "
-        "after each redirect) is refused.",
+        description="Older name of `MAILPROXY_PRIVATE_NETWORKS_ALLOWED`, same format; "
+        "its entries are added to it.",
     )
     attachment_fetch_timeout: float = Field(
         30.0, description="Seconds one attachment fetch may take in all (connect and read)."
@@ -241,15 +252,19 @@ class Settings(BaseSettings):
         "download links. Default: `http://<host>:<port>`.",
     )
 
-    @field_validator("attachment_private_url_tenants", mode="before")
+    @field_validator("private_networks_allowed", "attachment_private_url_tenants", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = [part.strip() for part in value.strip("[] ").split(",") if part.strip()]
         for entry in value or []:
-            network = str(entry).partition("=")[2].strip()
-            if network:
-                ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+            name, _, network = str(entry).partition("=")
+            if not name.strip():
+                raise ValueError(f"'{entry}': a tenant id (or *) is needed before '='")
+            if name.strip() == "*" and not network.strip():
+                raise ValueError(f"'{entry}': '*' needs a network, like '*=127.0.0.0/8'")
+            if network.strip():
+                ipaddress.ip_network(network.strip(), strict=False)  # ValueError names it
         return value
 
     @field_validator("retry_schedule", "report_backoff", mode="before")
@@ -304,6 +319,10 @@ class Settings(BaseSettings):
     @property
     def effective_public_base_url(self) -> str:
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def effective_private_networks_allowed(self) -> list[str]:
+        return [*self.private_networks_allowed, *self.attachment_private_url_tenants]
 
     @property
     def is_embedded_broker(self) -> bool:

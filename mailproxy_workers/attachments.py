@@ -8,9 +8,10 @@ or address that is refused, content that does not match its declared MD5).
 
 Security: a ``filesystem`` path never leaves the tenant's root (``..``, absolute paths
 elsewhere and symlinks pointing out are refused after resolution); ``http_url`` and
-``endpoint`` connections are checked against the address actually connected to, so DNS
-names resolving to (or redirects towards) loopback, link-local or private addresses are
-refused unless the tenant is allowed them.
+``endpoint`` connections go through the outbound guard (outbound_guard.py): DNS names
+resolving to (or redirects towards) loopback, link-local or private addresses are refused
+unless the operator allowed the tenant them. A filesystem path is opened without blocking
+and only when it is a regular file (a FIFO or a device would hang the worker).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
 import os
 import stat
 import time
@@ -29,17 +29,23 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from mailproxy_models.secrets_box import SecretBox
 from mailproxy_models.tenants import open_auth
 
 from .attachment_cache import AttachmentCache
+from .outbound_guard import (
+    ALL_NETWORKS,
+    ForbiddenAddress,
+    IPNetwork,
+    address_is_forbidden,
+    find_forbidden,
+    guarded_session,
+)
+
+__all__ = ["ALL_NETWORKS", "IPNetwork", "address_is_forbidden"]  # also imported from here
 
 CHUNK = 64 * 1024
-MAX_REDIRECTS = 5
 # 4xx answers that may change by themselves: retried like server errors.
 TEMPORARY_HTTP = frozenset({408, 425, 429})
 
@@ -200,7 +206,8 @@ class AttachmentFetcher:
         name = attachment["filename"]
         path = resolve_under_root(sources.filesystem_root, attachment["storage_path"], name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError as exc:
             raise AttachmentError(name, "file not found", permanent=True) from exc
         except OSError as exc:
@@ -208,7 +215,10 @@ class AttachmentFetcher:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
             os.close(fd)
-            raise AttachmentError(name, "not a regular file", permanent=True)
+            kind = "a FIFO" if stat.S_ISFIFO(status.st_mode) else "a directory or device"
+            raise AttachmentError(
+                name, f"not a regular file ({kind}): only regular files are sent", True
+            )
         with os.fdopen(fd, "rb") as handle:
             out.check_size(status.st_size)
             deadline = time.monotonic() + self.limits.timeout
@@ -276,7 +286,7 @@ class AttachmentFetcher:
         except requests.exceptions.TooManyRedirects as exc:
             raise AttachmentError(name, "too many redirects", permanent=True) from exc
         except requests.exceptions.ConnectionError as exc:
-            forbidden = _find_forbidden(exc)
+            forbidden = find_forbidden(exc)
             if forbidden is not None:
                 raise AttachmentError(name, str(forbidden), permanent=True) from exc
             raise AttachmentError(name, f"cannot reach {url}: {exc}", permanent=False) from exc
@@ -358,97 +368,6 @@ def resolve_under_root(root: Path | None, given: str, filename: str) -> str:
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-# -- HTTP with address checks ---------------------------------------------------------------
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-ALL_NETWORKS: tuple[IPNetwork, ...] = (
-    ipaddress.ip_network("0.0.0.0/0"),
-    ipaddress.ip_network("::/0"),
-)
-
-
-class ForbiddenAddress(OSError):
-    """The connection would reach an address the tenant may not fetch from."""
-
-
-def address_is_forbidden(address: str, allowed: tuple[IPNetwork, ...] = ()) -> bool:
-    """True for loopback, link-local, private and other non-public addresses, unless the
-    address lies in one of the ``allowed`` networks."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_global and not ip.is_multicast:
-        return False
-    return not any(ip.version == net.version and ip in net for net in allowed)
-
-
-def _checked(sock: Any, allowed: tuple[IPNetwork, ...]) -> Any:
-    peer = sock.getpeername()[0]
-    if address_is_forbidden(peer, allowed):
-        sock.close()
-        raise ForbiddenAddress(
-            f"refused to fetch from {peer}: loopback, link-local and private addresses "
-            "are not allowed for this tenant"
-        )
-    return sock
-
-
-class _GuardedHTTPConnection(HTTPConnection):
-    allowed: tuple[IPNetwork, ...] = ()
-
-    def _new_conn(self) -> Any:
-        return _checked(super()._new_conn(), self.allowed)
-
-
-class _GuardedHTTPSConnection(HTTPSConnection):
-    allowed: tuple[IPNetwork, ...] = ()
-
-    def _new_conn(self) -> Any:
-        return _checked(super()._new_conn(), self.allowed)
-
-
-class _GuardedAdapter(HTTPAdapter):
-    """Checks the address of every connection it opens (each redirect opens its own), after
-    the name was resolved and connected: what is checked is the peer actually reached."""
-
-    def __init__(self, allowed: tuple[IPNetwork, ...]) -> None:
-        self.allowed = allowed
-        super().__init__(max_retries=0)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        allow = self.allowed
-        http_conn = type("HTTPConn", (_GuardedHTTPConnection,), {"allowed": allow})
-        https_conn = type("HTTPSConn", (_GuardedHTTPSConnection,), {"allowed": allow})
-        http_pool = type("HTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn})
-        https_pool = type("HTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})
-        self.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
-
-
-def guarded_session(allowed: tuple[IPNetwork, ...]) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # no proxy from the environment: it would hide the real peer
-    session.max_redirects = MAX_REDIRECTS
-    adapter = _GuardedAdapter(allowed)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _find_forbidden(exc: BaseException) -> ForbiddenAddress | None:
-    """urllib3 wraps what a connection raised several times; find our refusal inside."""
-    stack: list[Any] = [exc]
-    seen: set[int] = set()
-    while stack:
-        item = stack.pop()
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, ForbiddenAddress):
-            return item
-        stack += [*item.args, getattr(item, "reason", None), item.__cause__, item.__context__]
-    return None
 
 
 def _check_status(name: str, url: str, response: requests.Response) -> None:

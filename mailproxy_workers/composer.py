@@ -5,7 +5,8 @@ cost about 2 ms per message here and capped delivery throughput. So header field
 written directly (non-ASCII text RFC 2047-encoded with ``email.header``, long lines folded),
 a plain message's body too, and the standard library's ``compat32`` MIME classes build
 multipart messages with attachments. Messages whose addresses need SMTPUTF8 (non-ASCII
-local parts) go through ``EmailMessage`` with the SMTPUTF8 policy.
+local parts) are built the same way, their addresses written in UTF-8. Every line ends in
+CRLF and is at most 998 octets: words too long for a line are RFC 2047 encoded words.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
 from email.header import Header
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import (
     encode_rfc2231,
-    formataddr,
     formatdate,
     getaddresses,
     make_msgid,
@@ -129,26 +129,58 @@ def _headers(payload: dict[str, Any], message_id: str) -> list[tuple[str, str]]:
 
 ADDRESS_HEADERS = frozenset({"From", "To", "Cc", "Reply-To"})
 WIRE = policy.compat32.clone(linesep="\r\n")
+MAX_LINE = 998  # octets per line, CRLF excluded (RFC 5322 2.1.1)
+FOLD_AT = 78  # where lines are folded when they can be (RFC 5322 2.1.1)
+_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+_ESCAPES = re.compile(r'[\\"]')
 
 
 def _header_line(name: str, value: str) -> str:
-    """One header field, RFC 2047-encoded when not ASCII, folded to 78 columns where it can."""
-    if not value.isascii():
-        if name in ADDRESS_HEADERS:  # encode display names only, never the addresses
-            pairs = getaddresses([value])
-            value = ", ".join(formataddr(pair, charset="utf-8") for pair in pairs)
-        else:
-            return f"{name}: " + Header(value, "utf-8", header_name=name).encode("\r\n") + "\r\n"
+    """One header field ending in CRLF: non-ASCII text and words too long for a line are
+    RFC 2047 encoded words (addresses never are), then folded at spaces to 78 columns."""
+    room = MAX_LINE - len(name) - 2
+    if name in ADDRESS_HEADERS:
+        if not value.isascii() or _has_long_word(value, room):
+            value = ", ".join(_mailbox(n, a) for n, a in getaddresses([value]))
+    elif not value.isascii() or _has_long_word(value, room):
+        value = _encoded_words(value)
     return _fold(f"{name}: {value}") + "\r\n"
 
 
-def _fold(line: str, limit: int = 78) -> str:
-    """Fold an ASCII header line at spaces (RFC 5322 2.2.3); a word longer than the limit
-    stays whole, as the RFC allows up to 998 characters."""
+def _has_long_word(value: str, room: int) -> bool:
+    return len(value) > room and any(len(word) > room for word in value.split(" "))
+
+
+def _encoded_words(text: str) -> str:
+    """``text`` as UTF-8 encoded words of at most 76 characters, separated by spaces (the
+    space between two encoded words is not part of the text: RFC 2047 6.2)."""
+    encoded = Header(text, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+    return encoded.replace("\r\n ", " ").replace("\r\n\t", " ")
+
+
+def _mailbox(name: str, address: str) -> str:
+    """``name <address>`` with the name quoted or encoded; the address as it is (UTF-8 in an
+    SMTPUTF8 message)."""
+    if not name:
+        return address
+    if not name.isascii() or any(len(word) > FOLD_AT - 2 for word in name.split(" ")):
+        return f"{_encoded_words(name)} <{address}>"
+    if _SPECIALS.search(name):
+        name = '"' + _ESCAPES.sub(r"\\\g<0>", name) + '"'
+    return f"{name} <{address}>"
+
+
+def _fold(line: str, limit: int = FOLD_AT) -> str:
+    """Fold a header line at spaces (RFC 5322 2.2.3). Words longer than the limit stay
+    whole: _header_line has encoded any word that would not fit in 998 octets."""
     if len(line) <= limit:
         return line
     folded, current = [], ""
-    for word in line.split(" "):
+    # Never fold right after "Name:": readers would take the fold's space as text.
+    name, _, value = line.partition(" ")
+    words = value.split(" ")
+    words[0] = f"{name} {words[0]}"
+    for word in words:
         if current and len(current) + 1 + len(word) > limit:
             folded.append(current)
             current = " " + word
@@ -158,9 +190,12 @@ def _fold(line: str, limit: int = 78) -> str:
     return "\r\n".join(folded)
 
 
-def _compose_ascii(payload: dict[str, Any], headers: list[tuple[str, str]]) -> bytes:
+def _compose_ascii(
+    payload: dict[str, Any], headers: list[tuple[str, str]], charset: str = "ascii"
+) -> bytes:
     # The top-level fields are written here rather than by the email generator, which builds
     # a Header object to fold each one (most of the cost of composing a small message).
+    # ``charset`` is "utf-8" for SMTPUTF8 messages, whose addresses are UTF-8 on the wire.
     top = "".join(_header_line(name, value) for name, value in headers)
     subtype, encoding, text = _text_body(payload)
     attachments = payload.get("attachments") or []
@@ -169,7 +204,7 @@ def _compose_ascii(payload: dict[str, Any], headers: list[tuple[str, str]]) -> b
             f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
         )
-        return (top + body_headers + _crlf(text)).encode("ascii")
+        return (top + body_headers + _crlf(text)).encode(charset)
     part = MIMENonMultipart("text", subtype, charset="utf-8")
     part["Content-Transfer-Encoding"] = encoding
     part.set_payload(text)
@@ -177,7 +212,7 @@ def _compose_ascii(payload: dict[str, Any], headers: list[tuple[str, str]]) -> b
     msg.attach(part)
     for attachment in attachments:
         msg.attach(_attachment_part(attachment))
-    return top.encode("ascii") + msg.as_bytes(policy=WIRE)
+    return top.encode(charset) + msg.as_bytes(policy=WIRE)
 
 
 def _text_body(payload: dict[str, Any]) -> tuple[str, str, str]:
@@ -200,11 +235,9 @@ def _attachment_part(attachment: dict[str, Any]) -> Message:
     encoded = attachment["storage_path"]  # already base64, as stored: in 76-column lines
     part.set_payload("\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)))
     part["Content-Transfer-Encoding"] = "base64"
-    filename = attachment["filename"]
-    if filename.isascii():
-        part.add_header("Content-Disposition", "attachment", filename=filename)
-    else:  # RFC 2231
-        part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", filename))
+    # Written folded (RFC 2231 continuations for long or non-ASCII names): the generator
+    # would leave a long name on one line.
+    part["Content-Disposition"] = "attachment;" + _parameter("filename", attachment["filename"])
     return part
 
 
@@ -217,18 +250,8 @@ def _mime_type(attachment: dict[str, Any]) -> str:
 
 
 def _compose_utf8(payload: dict[str, Any], headers: list[tuple[str, str]]) -> bytes:
-    msg = EmailMessage(policy=policy.SMTPUTF8)
-    for name, value in headers:
-        msg[name] = value
-    subtype = "html" if payload.get("content_type") == "html" else "plain"
-    msg.set_content(payload.get("body") or "", subtype=subtype)
-    for attachment in payload.get("attachments") or []:
-        maintype, _, subtype = _mime_type(attachment).partition("/")
-        content = base64.b64decode(attachment["storage_path"])
-        msg.add_attachment(
-            content, maintype=maintype, subtype=subtype, filename=attachment["filename"]
-        )
-    return msg.as_bytes()
+    """An SMTPUTF8 message: built like any other, its header written in UTF-8."""
+    return _compose_ascii(payload, headers, charset="utf-8")
 
 
 def _unique_addresses(items: list[str]) -> list[str]:

@@ -24,7 +24,7 @@ from mailproxy_models.verp import verp_address
 from .attachments import AttachmentError, AttachmentFetcher, FetchedAttachment, TenantSources
 from .composer import DownloadLink, Envelope, compose
 from .offload import Offloader
-from .smtp_pool import PooledConnection, SmtpConnectionPool
+from .smtp_pool import InsecureAuthRefused, PooledConnection, SmtpConnectionPool
 
 LEADING_DOT = re.compile(rb"(?m)^\.")
 ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
@@ -149,6 +149,8 @@ def _send(
             if attempt == 1 and getattr(exc, "stage", None) == "mail":
                 continue
             return AttemptOutcome("temporary", f"connection lost: {exc}")
+        except InsecureAuthRefused as exc:  # the account's problem: no retry is spent
+            return AttemptOutcome("account", str(exc))
         except smtplib.SMTPAuthenticationError as exc:
             text = _decode(exc.smtp_error)
             return AttemptOutcome(

@@ -4,6 +4,8 @@ One call per batch: ``POST client_base_url + client_sync_path`` with ``{"deliver
 [...]}`` and the tenant's basic or bearer auth. Only a 200 with ``{"ok": true}`` counts;
 then every entry not listed in its ``error`` is acknowledged. Anything else (refused
 connection, timeout, non-200, not JSON, ``ok`` false) acknowledges nothing and backs off.
+The call goes through the outbound guard: a URL leading to a loopback, link-local or private
+address the operator did not allow this tenant is refused, and the reports wait.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mailproxy_models.reports import (
 from mailproxy_models.secrets_box import SecretBox
 from mailproxy_models.tenants import Tenant
 
+from .outbound_guard import IPNetwork, find_forbidden, guarded_session, tenant_private_networks
 from .runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -55,12 +58,22 @@ def _auth(box: SecretBox, client_auth: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _post(
-    url: str, entries: list[dict[str, Any]], auth: dict[str, Any], timeout: float
+    url: str,
+    entries: list[dict[str, Any]],
+    auth: dict[str, Any],
+    timeout: float,
+    allowed: tuple[IPNetwork, ...] = (),
 ) -> dict[str, Any]:
+    session = guarded_session(allowed)
     try:
-        answer = requests.post(url, json={"delivery_report": entries}, timeout=timeout, **auth)
+        answer = session.post(url, json={"delivery_report": entries}, timeout=timeout, **auth)
     except requests.RequestException as exc:
+        forbidden = find_forbidden(exc)
+        if forbidden is not None:
+            raise ClientRefused(f"not sent to {url}: {forbidden}") from exc
         raise ClientRefused(f"cannot reach {url}: {type(exc).__name__}") from exc
+    finally:
+        session.close()
     if answer.status_code != 200:
         raise ClientRefused(f"{url} answered {answer.status_code}")
     try:
@@ -87,8 +100,9 @@ def sync_tenant(runtime: WorkerRuntime, tenant_id: str) -> SyncResult:
         url = tenant.client_base_url.rstrip("/") + tenant.client_sync_path
         auth = _auth(runtime.instance.box, tenant.client_auth)
         entries = pending_reports(session, tenant_id, settings.report_batch_size)
+    allowed = tenant_private_networks(tenant_id, settings.effective_private_networks_allowed)
     try:
-        body = _post(url, [e.body for e in entries], auth, settings.report_timeout)
+        body = _post(url, [e.body for e in entries], auth, settings.report_timeout, allowed)
     except ClientRefused as exc:
         with session_scope(sessions) as session:
             retry_at = record_sync_failure(

@@ -1,7 +1,8 @@
 """SMTP connections reused across messages: one per account per worker thread.
 
 A connection is replaced after its TTL (the account's ``ttl``) and dropped on any error, so
-a broken or half-closed socket never carries the next message.
+a broken or half-closed socket never carries the next message. Credentials are sent only
+over TLS (SMTPS, or a STARTTLS that succeeded) unless the account allows otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +17,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mailproxy_models.accounts import SmtpEndpoint
+
+
+class InsecureAuthRefused(smtplib.SMTPException):
+    """The account has credentials, the connection has no TLS, and the account does not
+    allow sending them in clear: nothing was sent to the server."""
+
+    def __init__(self, endpoint: SmtpEndpoint) -> None:
+        super().__init__(
+            f"credentials of account '{endpoint.account_id}' not sent: the connection to "
+            f"{endpoint.host}:{endpoint.port} is not encrypted (no SMTPS, and the server "
+            "offers no STARTTLS or use_tls is false); use a TLS port or STARTTLS, or set "
+            "allow_insecure_auth on the account"
+        )
 
 
 @dataclass
@@ -94,6 +108,8 @@ class SmtpConnectionPool:
                 smtp.starttls(context=self._tls_context(endpoint))
                 smtp.ehlo()
             if endpoint.user:
+                if not isinstance(smtp.sock, ssl.SSLSocket) and not endpoint.allow_insecure_auth:
+                    raise InsecureAuthRefused(endpoint)
                 smtp.login(endpoint.user, endpoint.password or "")
         except BaseException:
             _close_quietly(smtp)

@@ -38,9 +38,13 @@ blp = Blueprint("accounts", __name__, description="SMTP accounts")
 def post_account(data: dict[str, Any]) -> dict[str, Any]:
     """Create the account, or update the fields given."""
     data["tenant_id"] = acting_tenant(data.get("tenant_id"))
-    box = current_app.extensions["mailproxy"].box
-    account = upsert_account(db_session(), box, data)
+    instance = current_app.extensions["mailproxy"]
+    account = upsert_account(
+        db_session(), instance.box, data, default_ttl=instance.settings.smtp_pool_ttl
+    )
     details = changed_fields(data, ("password", "imap_password"))
+    if "allow_insecure_auth" in data:  # credentials in clear: who allowed it, and when
+        details["allow_insecure_auth"] = data["allow_insecure_auth"]
     audit("account.upsert", account.tenant_id, "account", account.id, details)
     return {"ok": True, "account": account_record(account)}
 

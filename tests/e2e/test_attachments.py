@@ -154,7 +154,7 @@ def test_fetch_failures_become_events_permanent_or_retried(stack, smtp_sink, fil
 def test_private_addresses_are_refused_for_a_tenant_not_allowed_them(
     tmp_path, postgres_url, redis_url, smtp_sink, file_server
 ):
-    stack = Stack(tmp_path, postgres_url, redis_url)
+    stack = Stack(tmp_path, postgres_url, redis_url, private_networks_allowed=[])
     try:
         key = stack.setup_tenant(smtp_sink.port)
         file_server.routes["/a.pdf"] = Route(body=b"internal")
@@ -165,7 +165,7 @@ def test_private_addresses_are_refused_for_a_tenant_not_allowed_them(
         stack.start_worker("w1")
         record = _final(stack, "ssrf")
         assert record["status"] == "error"
-        assert "refused to fetch from 127.0.0.1" in record["error"]
+        assert "refused to connect to 127.0.0.1" in record["error"]
         assert file_server.requests == [] and smtp_sink.messages == []
     finally:
         stack.stop()

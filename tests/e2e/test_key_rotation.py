@@ -28,7 +28,12 @@ def test_rotation_under_a_running_worker_loses_no_secret(tmp_path, postgres_url,
     stack = Stack(tmp_path, postgres_url, redis_url)
     try:
         key = stack.setup_tenant(
-            sink.port, account={"user": "mailer", "password": "smtp-secret-pw"}
+            sink.port,
+            account={
+                "user": "mailer",
+                "password": "smtp-secret-pw",
+                "allow_insecure_auth": True,  # the sink offers no TLS
+            },
         )
         stack.call(
             "PUT",

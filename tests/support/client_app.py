@@ -21,10 +21,11 @@ class ClientApp:
     calls: list[dict[str, Any]] = field(default_factory=list)  # every call, kept or not
     received: list[dict[str, Any]] = field(default_factory=list)  # entries it acknowledged
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    host: str = "127.0.0.1"  # any loopback address
 
     def start(self) -> ClientApp:
-        self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.server = make_server(self.host, 0, self._wsgi, threaded=True)
+        self.url = f"http://{self.host}:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

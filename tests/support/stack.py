@@ -43,6 +43,8 @@ class Stack:
             "lease_seconds": 10,
             "smtp_timeout": 5.0,
             "retry_schedule": [2, 4, 8],
+            # The test servers (client apps, file servers) listen on 127.0.0.1.
+            "private_networks_allowed": ["*=127.0.0.1/32"],
         }
         values.update(overrides)
         self.settings = Settings(**values)

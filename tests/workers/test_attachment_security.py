@@ -71,7 +71,7 @@ def test_loopback_is_refused_unless_the_tenant_is_allowed(fetcher, loopback_tena
     file_server.routes["/a.txt"] = Route(body=b"internal")
     strict = dataclasses.replace(loopback_tenant, private_networks=())
     reason = _refused(fetcher, _url(file_server.url("/a.txt")), strict)
-    assert "refused to fetch from 127.0.0.1" in reason and "not allowed" in reason
+    assert "refused to connect to 127.0.0.1" in reason and "not allowed" in reason
     assert file_server.requests == []  # nothing was sent to it
     assert fetcher.fetch_all([_url(file_server.url("/a.txt"))], loopback_tenant)[0].read()
 
@@ -80,7 +80,7 @@ def test_a_name_is_checked_by_the_address_it_resolves_to(fetcher, loopback_tenan
     file_server.routes["/a.txt"] = Route(body=b"internal")
     strict = dataclasses.replace(loopback_tenant, private_networks=())
     url = f"http://localhost:{file_server.port}/a.txt"
-    assert "refused to fetch from" in _refused(fetcher, _url(url), strict)
+    assert "refused to connect to" in _refused(fetcher, _url(url), strict)
     assert file_server.requests == []
 
 
@@ -95,7 +95,7 @@ def test_a_redirect_to_a_forbidden_address_is_refused(fetcher, loopback_tenant, 
         only_one = dataclasses.replace(
             loopback_tenant, private_networks=(ipaddress.ip_network("127.0.0.1/32"),)
         )
-        assert "refused to fetch from 127.0.0.2" in _refused(
+        assert "refused to connect to 127.0.0.2" in _refused(
             fetcher, _url(file_server.url("/go")), only_one
         )
         assert other.requests == []
@@ -123,7 +123,7 @@ def test_endpoint_url_is_held_to_the_same_address_rule(fetcher, loopback_tenant,
     reason = _refused(
         fetcher, {"filename": "a", "storage_path": "doc", "fetch_mode": "endpoint"}, strict
     )
-    assert "refused to fetch from 127.0.0.1" in reason
+    assert "refused to connect to 127.0.0.1" in reason
 
 
 @pytest.mark.parametrize(

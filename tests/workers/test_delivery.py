@@ -142,7 +142,9 @@ def test_wrong_password_is_reported_as_an_authentication_failure():
     sink.start()
     pool = SmtpConnectionPool(timeout=5)
     try:
-        endpoint = loopback_endpoint(sink.port, user="u1", password="wrong")
+        endpoint = loopback_endpoint(
+            sink.port, user="u1", password="wrong", allow_insecure_auth=True
+        )
         outcome = deliver_one(pool, endpoint, _message(["a@example.org"]))
         assert outcome.kind == "account" and "authentication failed" in outcome.description
         assert outcome.smtp_code == 535
@@ -171,7 +173,9 @@ def test_after_a_refused_login_the_rest_of_the_batch_is_not_tried():
     sink.start()
     pool = SmtpConnectionPool(timeout=5)
     try:
-        endpoint = loopback_endpoint(sink.port, user="u1", password="wrong")
+        endpoint = loopback_endpoint(
+            sink.port, user="u1", password="wrong", allow_insecure_auth=True
+        )
         batch = [_message(["a@example.org"], f"m{i}") for i in range(3)]
         outcomes = [o for _m, o in deliver_messages(pool, endpoint, batch)]
         assert [o.kind for o in outcomes] == ["account"] * 3
