@@ -48,6 +48,21 @@ if [ "$(cat .tools/deploy-venv/installed 2>/dev/null)" != "$DEPLOY_TOOLS" ]; the
   echo "$DEPLOY_TOOLS" > .tools/deploy-venv/installed
 fi
 
+# genro-mail-proxy 0.7.0, whose databases `mail-proxy import genro` reads: the import test builds
+# one with its own code. Its wheel lacks the storage layer (packages sql and tools), so that
+# comes from the same release's source distribution.
+GENRO="genro-mail-proxy==0.7.0"
+if [ "$(cat .tools/genro-venv/installed 2>/dev/null)" != "$GENRO" ]; then
+  rm -rf .tools/genro-venv .tools/genro-src
+  "$PYTHON" -m venv .tools/genro-venv
+  .tools/genro-venv/bin/python -m pip install -q "$GENRO" cryptography
+  .tools/genro-venv/bin/python -m pip download -q --no-deps --no-binary :all: "$GENRO" \
+    -d .tools/genro-src/dist
+  tar -xzf .tools/genro-src/dist/*.tar.gz -C .tools/genro-src --strip-components=2 \
+    --wildcards '*/src/sql' '*/src/tools'
+  echo "$GENRO" > .tools/genro-venv/installed
+fi
+
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
