@@ -8,6 +8,7 @@ missing server is an error that names the install command, never a skip.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -60,6 +61,10 @@ def postgres_admin_url() -> Iterator[str]:
         yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
     finally:
         server.cleanup()
+        # pgserver also registers its cleanup to run at exit, where it only logs (the server
+        # is stopped); by then pytest has closed the streams and the log call prints a
+        # "--- Logging error ---" traceback.
+        atexit.unregister(server._cleanup)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
