@@ -26,7 +26,7 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
 
 # Azurite (Azure Blob emulator) for the offload tests, from npm into .tools/ (git-ignored).
 AZURITE_VERSION=3.35.0
@@ -55,7 +55,7 @@ GENRO="genro-mail-proxy==0.7.0"
 if [ "$(cat .tools/genro-venv/installed 2>/dev/null)" != "$GENRO" ]; then
   rm -rf .tools/genro-venv .tools/genro-src
   "$PYTHON" -m venv .tools/genro-venv
-  .tools/genro-venv/bin/python -m pip install -q "$GENRO" cryptography
+  .tools/genro-venv/bin/python -m pip install -q "$GENRO" "$(grep '^cryptography==' constraints.txt)"
   .tools/genro-venv/bin/python -m pip download -q --no-deps --no-binary :all: "$GENRO" \
     -d .tools/genro-src/dist
   tar -xzf .tools/genro-src/dist/*.tar.gz -C .tools/genro-src --strip-components=2 \
