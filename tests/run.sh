@@ -3,14 +3,17 @@
 # (a virtualenv in .venv, the Redis and Dovecot server binaries, Azurite from npm), lints, type-checks,
 # then runs pytest.
 # PostgreSQL comes from the pgserver package unless MAILPROXY_TEST_DATABASE_URL is set;
-# Redis is started by the suite unless MAILPROXY_TEST_REDIS_URL is set.
+# Redis is started by the suite unless MAILPROXY_TEST_REDIS_URL is set; RabbitMQ is always a
+# node of the suite's own (the broker-restart test stops and starts it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Servers the suite starts itself on loopback: Redis, and Dovecot for the IMAP tests (the
-# package starts no system service on these machines).
+# Servers the suite starts itself on loopback: Redis, RabbitMQ (a private node, the broker
+# tests run on both), and Dovecot for the IMAP tests (the packages start no system service on
+# these machines).
 MISSING=""
 command -v redis-server >/dev/null 2>&1 || MISSING="$MISSING redis-server"
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || MISSING="$MISSING rabbitmq-server"
 [ -x /usr/sbin/dovecot ] || MISSING="$MISSING dovecot-imapd"
 if [ -n "$MISSING" ]; then
   if [ "$(id -u)" = 0 ]; then
