@@ -33,7 +33,12 @@ def import_genro_command(
         ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would come over; change nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show what would come over; no data is changed (the schema is still "
+            "brought up to date).",
+        ),
     ] = False,
 ) -> None:
     """Import tenants, accounts (credentials re-encrypted), tenant API keys (they keep
