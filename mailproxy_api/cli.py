@@ -26,6 +26,7 @@ from . import cli_contexts
 from .api_client import ApiClient, ApiError
 from .cli_admin import accounts_cli, batches_cli, tenants_cli, tokens_cli
 from .cli_contexts import CliUsageError, Context, ContextStore, Token, Url, connect, context_cli
+from .cli_import import import_cli
 from .cli_inbound import inbound_cli
 from .cli_instances import (
     LocalInstance,
@@ -363,6 +364,7 @@ cli.add_typer(accounts_cli, name="accounts")
 cli.add_typer(messages_cli, name="messages")
 cli.add_typer(suppressions_cli, name="suppressions")
 cli.add_typer(inbound_cli, name="inbound")
+cli.add_typer(import_cli, name="import")
 cli.add_typer(context_cli, name="context")
 cli.command("send")(send)
 cli.command("run-now")(run_now)

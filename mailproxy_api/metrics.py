@@ -62,6 +62,7 @@ LATENCY = "mailproxy_delivery_latency_seconds"
 REPORT_LAG = "mailproxy_report_lag_seconds"
 METRICS_UP = "mailproxy_delivery_metrics_up"
 SCRAPE_SECONDS = "mailproxy_delivery_metrics_scrape_seconds"
+FAILING_ACCOUNTS = "mailproxy_accounts_failing"
 
 
 class DeliveryCollector(Collector):
@@ -119,6 +120,15 @@ class DeliveryCollector(Collector):
         for tenant_id, seconds in sorted(snapshot.report_lag.items()):
             lag.add_metric([tenant_id], seconds)
         yield lag
+        failing = GaugeMetricFamily(
+            FAILING_ACCOUNTS,
+            "Accounts whose SMTP server refused their credentials (cleared by the next "
+            "success), per tenant with accounts.",
+            labels=["tenant"],
+        )
+        for tenant_id, count in sorted(snapshot.failing_accounts.items()):
+            failing.add_metric([tenant_id], count)
+        yield failing
         yield GaugeMetricFamily(METRICS_UP, "1 when delivery metrics were read.", value=1)
         yield GaugeMetricFamily(
             SCRAPE_SECONDS,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Index, func, select
 from sqlalchemy.orm import Session
 
+from .accounts import Account
 from .db import now
 from .delivery_totals import LatencyHistogram, read_latency, read_totals
 from .events import MessageEvent
@@ -45,6 +46,8 @@ class DeliverySnapshot:
     oldest_due_age: dict[int, float] = field(default_factory=dict)
     # tenant_id -> seconds since its oldest unreported event (tenants with a sync URL)
     report_lag: dict[str, float] = field(default_factory=dict)
+    # tenant_id -> its accounts whose server refused their credentials (0 when none)
+    failing_accounts: dict[str, int] = field(default_factory=dict)
 
 
 def delivery_snapshot(session: Session, current: float | None = None) -> DeliverySnapshot:
@@ -62,6 +65,12 @@ def delivery_snapshot(session: Session, current: float | None = None) -> Deliver
     for priority, count, oldest in due_rows:
         snapshot.due[int(priority)] = int(count)
         snapshot.oldest_due_age[int(priority)] = max(0.0, current - float(oldest))
+    snapshot.failing_accounts = {
+        tenant_id: int(count)
+        for tenant_id, count in session.execute(
+            select(Account.tenant_id, func.count(Account.failing_since)).group_by(Account.tenant_id)
+        )
+    }
     # Every tenant with a sync URL has a value: 0 when all its events are reported.
     synced = list(session.scalars(select(Tenant.id).where(Tenant.client_base_url.is_not(None))))
     snapshot.report_lag = dict.fromkeys(synced, 0.0)

@@ -6,7 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.servers import fresh_postgres_database, postgres_admin_url, redis_server_url
+from tests.support.servers import (
+    RabbitMQProcess,
+    fresh_postgres_database,
+    postgres_admin_url,
+    redis_server_url,
+)
 from tests.support.smtp_sink import SMTPSink
 
 
@@ -40,6 +45,17 @@ def database_url(request) -> str:
 def redis_server() -> Iterator[str]:
     with redis_server_url() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node() -> Iterator[RabbitMQProcess]:
+    """A RabbitMQ node of the suite's own, started once (it takes seconds): tests that stop
+    it start it again."""
+    node = RabbitMQProcess().start()
+    try:
+        yield node
+    finally:
+        node.cleanup()
 
 
 @pytest.fixture

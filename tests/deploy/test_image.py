@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -19,8 +20,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.deploy.conftest import DEPLOY, ROOT, TOOLS_VENV
+from tests.support.servers import free_port, wait_port
+from tests.support.smtp_sink import SMTPSink
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 IMAGE_VENV = "/opt/mailproxy"
@@ -93,10 +97,47 @@ def test_the_wheel_carries_the_migrations(image_like_venv):
     assert any(n.startswith("migrations/versions/0001_") for n in names)
 
 
-def test_default_command_is_the_api_under_gunicorn():
+def default_command() -> list[str]:
     *_, runtime = stages()
     (cmd,) = [json.loads(rest) for keyword, rest in runtime if keyword == "CMD"]
-    assert cmd[0] == "gunicorn" and cmd[-1] == "mailproxy_api.wsgi:app"
+    return list(cmd)
+
+
+def image_env() -> dict[str, str]:
+    """The runtime stage's ENV (KEY=value pairs, continuation lines joined)."""
+    *_, runtime = stages()
+    found: dict[str, str] = {}
+    for keyword, rest in runtime:
+        if keyword == "ENV":
+            for pair in rest.split():
+                key, _, value = pair.partition("=")
+                found[key] = value
+    return found
+
+
+def test_default_command_is_the_embedded_instance_with_its_data_in_the_volume():
+    assert default_command() == ["mail-proxy", "start"]
+    *_, runtime = stages()
+    assert ("VOLUME", '["/data"]') in runtime
+    assert image_env()["MAILPROXY_DATA_DIR"] == "/data"
+    # The volume's directory belongs to the image's user (a new named volume copies it).
+    assert any(k == "RUN" and "install -d -o mailproxy" in r and "/data" in r for k, r in runtime)
+
+
+def test_both_stages_install_with_the_pinned_constraints():
+    build, _runtime = stages()
+    assert (["constraints.txt"], "./") in copies(build)
+    (install,) = [r for k, r in build if k == "RUN" and "pip install" in r]
+    assert "--constraint constraints.txt" in install
+    pins = {
+        line.split("==")[0].lower()
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    # Every package the image installs for its extras is pinned.
+    assert {"flask", "celery", "sqlalchemy", "gunicorn", "psycopg2-binary", "redis"} <= pins
+    run_sh = (ROOT / "tests" / "run.sh").read_text()
+    assert "pip install -q -c constraints.txt -e '.[test]'" in run_sh
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +312,62 @@ def test_migrations_run_from_the_image_layout(image_like_venv, tmp_path):
     again = run_in(image_like_venv, tmp_path, mail_proxy, "db", "upgrade")
     assert again.returncode == 0, again.stdout + again.stderr
     assert (tmp_path / "mailproxy.sqlite").stat().st_size > 0
+
+
+def test_default_command_serves_delivers_and_stops_cleanly_on_sigterm(image_like_venv, tmp_path):
+    """What `docker run -p 8000:8000 -v mailproxy:/data IMAGE` runs, from the image's venv,
+    with the image's environment (the volume and port moved to this test's own)."""
+    sink = SMTPSink()
+    sink.start()
+    port = free_port()
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILPROXY_", "PYTHON"))}
+    env.update(image_env())
+    env.update(
+        MAILPROXY_DATA_DIR=str(data),
+        MAILPROXY_HOST="127.0.0.1",
+        MAILPROXY_PORT=str(port),
+        PATH=f"{image_like_venv / 'bin'}:{os.environ['PATH']}",
+    )
+    log = open(tmp_path / "container.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        default_command(),
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_port(port, timeout=60, proc=proc)
+        base = f"http://127.0.0.1:{port}"
+        admin = {"X-API-Token": (data / "admin_token").read_text().strip()}
+        tenant = requests.post(f"{base}/tenant", json={"id": "acme"}, headers=admin, timeout=10)
+        assert tenant.status_code == 200, tenant.text
+        key = {"X-API-Token": tenant.json()["api_key"]}
+        account = {"id": "main", "host": "127.0.0.1", "port": sink.port, "use_tls": False}
+        assert requests.post(f"{base}/account", json=account, headers=key, timeout=10).ok
+        message = {
+            "id": "m1",
+            "from": "shop@example.com",
+            "to": ["a@example.org"],
+            "subject": "From the container",
+            "body": "Hello",
+        }
+        added = requests.post(
+            f"{base}/commands/add-messages", json={"messages": [message]}, headers=key, timeout=10
+        )
+        assert added.json()["queued"] == 1, added.text
+        [received] = sink.wait_for(1, timeout=60)
+        assert received.message()["Subject"] == "From the container"
+        assert (data / "mailproxy.sqlite").exists()  # the database lives in the volume
+        proc.send_signal(signal.SIGTERM)  # docker stop
+        assert proc.wait(timeout=60) == 0
+        output = (tmp_path / "container.log").read_text()
+        assert "stopped." in output and "Traceback" not in output
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+        sink.stop()

@@ -1,12 +1,34 @@
-"""End to end on PostgreSQL + Redis with real ``celery worker`` processes."""
+"""End to end on PostgreSQL with real ``celery worker`` processes, on Redis and on RabbitMQ."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from mailproxy_models.wakeups import MAINTENANCE_QUEUE, QUEUE_BY_PRIORITY
 from tests.e2e.checks import assert_all_sent_with_250, assert_delivered_as_posted, mailproxy_ids
-from tests.support.servers import free_port
-from tests.support.stack import make_messages, wait_until
+from tests.support.servers import free_port, purge_amqp_queues
+from tests.support.stack import Stack, make_messages, wait_until
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def broker_url(request) -> str:
+    """Each test of this module twice: on Redis and on RabbitMQ (one node for the session)."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    node = request.getfixturevalue("rabbitmq_node")
+    purge_amqp_queues(node.url, [*QUEUE_BY_PRIORITY.values(), MAINTENANCE_QUEUE])
+    return str(node.url)
+
+
+@pytest.fixture
+def pg_stack(tmp_path, postgres_url: str, broker_url: str) -> Iterator[Stack]:
+    stack = Stack(tmp_path, postgres_url, broker_url)
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 def test_hundred_messages_posted_at_once_all_arrive_and_are_sent(pg_stack, smtp_sink):
@@ -95,14 +117,14 @@ def test_each_priority_is_routed_to_its_own_queue(pg_stack, smtp_sink, priority)
 
 
 def test_run_now_wakes_delivery_of_messages_that_became_due(
-    tmp_path, postgres_url, redis_url, smtp_sink
+    tmp_path, postgres_url, broker_url, smtp_sink
 ):
     import time
 
     from tests.support.stack import Stack
 
     # The sweeper would only run after a minute: what delivers here is run-now.
-    stack = Stack(tmp_path, postgres_url, redis_url, sweep_interval=60.0)
+    stack = Stack(tmp_path, postgres_url, broker_url, sweep_interval=60.0)
     try:
         key = stack.setup_tenant(smtp_sink.port)
         stack.start_worker("w1", beat=True)
@@ -126,13 +148,13 @@ def test_run_now_wakes_delivery_of_messages_that_became_due(
         stack.stop()
 
 
-def test_starttls_with_a_private_ca_and_login_on_the_real_stack(tmp_path, postgres_url, redis_url):
+def test_starttls_with_a_private_ca_and_login_on_the_real_stack(tmp_path, postgres_url, broker_url):
     from tests.support.smtp_sink import SMTPSink
     from tests.support.stack import Stack
 
     sink = SMTPSink(tls=True, require_starttls=True, users={"mailer": "pw-1"}, auth_required=True)
     sink.start()
-    stack = Stack(tmp_path, postgres_url, redis_url, smtp_ca_file=sink.cafile)
+    stack = Stack(tmp_path, postgres_url, broker_url, smtp_ca_file=sink.cafile)
     try:
         key = stack.setup_tenant(
             sink.port, account={"use_tls": None, "user": "mailer", "password": "pw-1"}

@@ -1,6 +1,7 @@
-"""Faults survived with 2,000 messages in flight on PostgreSQL + Redis + 2 workers: every
-message ends `sent`, each arrives at the sink (once, but for a killed worker's in-flight
-batch), none is `sent` without a 250, and the API keeps answering."""
+"""Faults survived with 2,000 messages in flight on PostgreSQL + Redis + 2 workers (the
+broker restart on RabbitMQ too): every message ends `sent`, each arrives at the sink (once,
+but for a killed worker's in-flight batch), none is `sent` without a 250, and the API keeps
+answering."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from mailproxy_models.wakeups import MAINTENANCE_QUEUE, QUEUE_BY_PRIORITY
 from tests.e2e.checks import mailproxy_ids
-from tests.support.servers import RedisProcess
+from tests.support.servers import RabbitMQProcess, RedisProcess, purge_amqp_queues
 from tests.support.smtp_sink import SMTPSink
 from tests.support.stack import Stack, make_messages, wait_until
 
@@ -97,15 +99,35 @@ def _all_delivered(stack: Stack, *sinks: SMTPSink, allow_duplicates: int = 0) ->
     assert without_250 == 0
 
 
-def test_redis_restarted_mid_run(stack, sink, own_redis):
-    key = _start(stack, sink)
-    wait_until(lambda: len(sink.messages) >= 300, timeout=60, interval=0.02)
-    with ApiProbe(stack, key) as probe:
-        own_redis.stop()
-        time.sleep(3)
-        own_redis.start()  # empty: every wake-up it held is gone
-    assert probe.answers and all(status == 200 for status, _ in probe.answers)
-    _all_delivered(stack, sink)
+@pytest.fixture(params=["redis", "amqp"])
+def restartable_broker(request) -> Iterator[RedisProcess | RabbitMQProcess]:
+    """A broker the test may stop and start: Redis of the test's own, or the session's
+    RabbitMQ node (a node takes seconds to start; the test leaves it running)."""
+    if request.param == "redis":
+        server = RedisProcess().start()
+        yield server
+        server.stop()
+        return
+    node = request.getfixturevalue("rabbitmq_node")
+    purge_amqp_queues(node.url, [*QUEUE_BY_PRIORITY.values(), MAINTENANCE_QUEUE])
+    yield node
+    if node.proc is None or node.proc.poll() is not None:
+        node.start()  # the test failed while it was stopped
+
+
+def test_broker_restarted_mid_run(tmp_path, postgres_url, restartable_broker, sink):
+    stack = Stack(tmp_path, postgres_url, restartable_broker.url, **FAST)
+    try:
+        key = _start(stack, sink)
+        wait_until(lambda: len(sink.messages) >= 300, timeout=60, interval=0.02)
+        with ApiProbe(stack, key) as probe:
+            restartable_broker.stop()
+            time.sleep(3)
+            restartable_broker.start()  # Redis comes back empty: every wake-up it held is gone
+        assert probe.answers and all(status == 200 for status, _ in probe.answers)
+        _all_delivered(stack, sink)
+    finally:
+        stack.stop()
 
 
 def test_database_connections_terminated_mid_run(stack, sink, postgres_admin):

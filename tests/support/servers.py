@@ -8,8 +8,10 @@ missing server is an error that names the install command, never a skip.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -60,6 +62,10 @@ def postgres_admin_url() -> Iterator[str]:
         yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
     finally:
         server.cleanup()
+        # pgserver also registers its cleanup to run at exit, where it only logs (the server
+        # is stopped); by then pytest has closed the streams and the log call prints a
+        # "--- Logging error ---" traceback.
+        atexit.unregister(server._cleanup)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -155,3 +161,97 @@ class RedisProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+class RabbitMQProcess:
+    """A private RabbitMQ node (Debian's rabbitmq-server run as a plain process) on loopback:
+    its own node name, ports, data and logs, so it never meets another node on the machine.
+    It can be stopped and started again on the same port with the same data."""
+
+    def __init__(self) -> None:
+        if not os.path.exists(RABBITMQ_SERVER):
+            raise RuntimeError(
+                "RabbitMQ needed: set MAILPROXY_TEST_AMQP_URL or install the server "
+                "(apt-get install -y rabbitmq-server)"
+            )
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mp-rabbitmq-")
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        self.proc: subprocess.Popen[bytes] | None = None
+        with open(os.path.join(self.dir, "enabled_plugins"), "w") as plugins:
+            plugins.write("[].\n")
+        with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as conf:
+            conf.write("loopback_users = none\n")  # guest may log in (over loopback only)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        port = self.dist_port
+        dist = f"-kernel inet_dist_listen_min {port} inet_dist_listen_max {port}"
+        env.update(
+            RABBITMQ_NODENAME=f"mp{self.port}@localhost",
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=os.path.join(self.dir, "mnesia"),
+            RABBITMQ_LOG_BASE=os.path.join(self.dir, "log"),
+            RABBITMQ_PID_FILE=os.path.join(self.dir, "pid"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(self.dir, "enabled_plugins"),
+            RABBITMQ_CONFIG_FILE=os.path.join(self.dir, "rabbitmq"),
+            RABBITMQ_SERVER_START_ARGS=dist,
+        )
+        return env
+
+    def start(self) -> RabbitMQProcess:
+        self.proc = subprocess.Popen(
+            [RABBITMQ_SERVER],
+            env=self._env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_port(self.port, timeout=120, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        """Stop the node (its process group: the script and the Erlang VM it started)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:  # the port is free again once the VM has exited
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                time.sleep(0.1)
+            except OSError:
+                return
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def purge_amqp_queues(url: str, names: list[str]) -> None:
+    """Empty the named queues of a RabbitMQ shared by the session (missing ones are fine):
+    a test starts without the wake-ups an earlier test left."""
+    from kombu import Connection
+
+    with Connection(url) as conn:
+        for name in names:
+            channel = conn.channel()
+            try:
+                channel.queue_purge(name)
+            except conn.channel_errors:
+                pass  # not declared yet
+            finally:
+                try:
+                    channel.close()
+                except conn.channel_errors:
+                    pass

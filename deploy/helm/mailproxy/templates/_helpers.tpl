@@ -46,6 +46,10 @@ envFrom:
 env:
   - name: MAILPROXY_DATA_DIR
     value: /var/lib/mailproxy
+{{- if .Values.storage.local.enabled }}
+  - name: MAILPROXY_OFFLOAD_LOCAL_DIR
+    value: {{ .Values.storage.local.mountPath | quote }}
+{{- end }}
 {{- range $name, $value := .Values.config }}
   - name: {{ $name }}
     value: {{ $value | toString | quote }}
@@ -82,5 +86,24 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 {{- end }}
 {{- with .Values.podAnnotations }}
 {{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The shared offload volume: mounted by the API and the workers when `local` is on. */}}
+{{- define "mailproxy.offloadMount" -}}
+{{- if .Values.storage.local.enabled }}
+- name: offload
+  mountPath: {{ .Values.storage.local.mountPath }}
+{{- end }}
+{{- end -}}
+
+{{- define "mailproxy.offloadVolume" -}}
+{{- if .Values.storage.local.enabled }}
+{{- if not .Values.storage.local.persistentVolumeClaim }}
+{{- fail "storage.local.enabled needs storage.local.persistentVolumeClaim: the name of a ReadWriteMany claim shared by the API and worker pods (files written by a worker are served by the API)" }}
+{{- end }}
+- name: offload
+  persistentVolumeClaim:
+    claimName: {{ .Values.storage.local.persistentVolumeClaim }}
 {{- end }}
 {{- end -}}
