@@ -273,8 +273,9 @@ PRIORITY_SCHEMA = {
 }
 
 MESSAGE_DESCRIPTION = (
-    "One message. Keys: `id` (required; 1-255 characters, no `/`, no control characters, "
-    "not `.` or `..`), `from` (required; exactly one mailbox: `addr` or `Name <addr>`, a name "
+    "The messages to queue. Keys of each: `id` (required; 1-255 characters, no `/`, no "
+    "control characters, not `.` or `..`), `from` (required; exactly one mailbox: `addr` "
+    "or `Name <addr>`, a name "
     'holding a comma or an `@` in double quotes: `"Smith, John" <john@example.org>`), `to` '
     "(required), `cc`, `bcc` (each a list with exactly one mailbox per entry, or a string "
     "holding an RFC 5322 address list; at most 500 recipients in all), `reply_to` (one "
@@ -294,11 +295,18 @@ MESSAGE_DESCRIPTION = (
 
 class AddMessagesSchema(Schema):
     messages = fields.List(
-        fields.Dict(metadata={"description": MESSAGE_DESCRIPTION}),
+        fields.Dict(),
         required=True,
-        metadata={"description": "The messages to queue (see the item description)."},
+        metadata={"description": MESSAGE_DESCRIPTION},
     )
-    default_priority = PriorityField(load_default=2, metadata=PRIORITY_SCHEMA)
+    default_priority = PriorityField(
+        load_default=2,
+        metadata={
+            **PRIORITY_SCHEMA,
+            "description": "Priority of messages without one: 0-3 or its name "
+            "(immediate, high, medium, low).",
+        },
+    )
 
 
 class RejectedSchema(Schema):
