@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ MAX_ID_LENGTH = 255
 MESSAGE_ID = re.compile(r"^(?!\.\.?$)[^/\x00-\x1f\x7f-\x9f\u2028\u2029]{1,255}$")
 MESSAGE_ID_PATTERN = MESSAGE_ID.pattern
 MAX_HEADER_VALUE = 998  # RFC 5322 line length limit
+MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 # RFC 5322 3.6.4 msg-id: "<" id-left "@" id-right ">", id-left a dot-atom-text, id-right a
 # dot-atom-text or a no-fold-literal.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -237,8 +239,17 @@ def _optional_timestamp(raw: dict[str, Any], field: str) -> float | None:
     value = raw.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidInput(f"{field}: must be a Unix timestamp in seconds")
+    # Finite and before year 10000: float() of a huge integer would overflow, and NaN or
+    # Infinity (which some JSON readers accept) would never come due.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_TIMESTAMP
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
+        raise InvalidInput(
+            f"{field}: must be a Unix timestamp in seconds, from 0 to {MAX_TIMESTAMP}"
+        )
     return float(value)
 
 

@@ -220,3 +220,8 @@ def test_a_base64_attachment_over_the_limit_is_refused_at_the_door(stack, tenant
         _message("fits", attachments=[{"filename": "a.bin", "storage_path": "base64:" + at_limit}]),
     )
     assert answer["queued"] == 1
+
+
+@pytest.mark.parametrize("value", [10**400, -1, 253402300800, "soon"])
+def test_deferred_ts_out_of_range_is_refused_naming_the_field(stack, tenant_key, value):
+    assert _refusal(stack, tenant_key, _message(deferred_ts=value)).startswith("deferred_ts:")
