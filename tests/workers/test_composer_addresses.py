@@ -4,6 +4,7 @@ Payloads stored by earlier versions (plain strings) still compose, one mailbox p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from email import message_from_string, policy
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from mailproxy_models.addresses import envelope_recipients, stored_mailbox
 from mailproxy_models.message_validation import MessageLimits, normalize_message
+from mailproxy_workers.attachments import FetchedAttachment
 from mailproxy_workers.composer import compose
 
 LIMITS = MessageLimits(max_recipients=500, max_headers=50)
@@ -161,3 +163,22 @@ def test_names_and_addresses_round_trip_from_the_door_to_the_wire(mailboxes, sen
     data = envelope.as_bytes()
     assert _mailboxes(data, "To") == [(name, address) for name, address in mailboxes]
     assert _mailboxes(data, "From") == [(sender, "shop@example.com")]
+
+
+def test_an_internationalised_recipient_with_a_fetched_attachment_composes():
+    payload = _stored(
+        **{"from": '"Shöp, Inc." <shop@example.com>'},
+        to=['"Jöhn, Dœ" <jöhn@exämple.org>'],
+        subject="Grüße",
+    )
+    content = b"hi"
+    attachment = FetchedAttachment(
+        "a.txt", None, hashlib.md5(content, usedforsecurity=False).hexdigest(), 2, content=content
+    )
+    envelope = compose(payload, fetched=[attachment])
+    assert envelope.smtputf8 and envelope.recipients == ["jöhn@exämple.org"]
+    data = envelope.as_bytes()
+    assert _mailboxes(data, "To") == [("Jöhn, Dœ", "jöhn@exämple.org")]
+    assert _mailboxes(data, "From") == [("Shöp, Inc.", "shop@example.com")]
+    parsed = message_from_string(data.decode("utf-8"), policy=policy.default)
+    assert [part.get_content() for part in parsed.iter_attachments()] == ["hi"]
