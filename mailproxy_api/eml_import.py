@@ -6,7 +6,6 @@ import base64
 import email
 import email.policy
 from email.message import EmailMessage
-from email.utils import getaddresses
 from typing import Any
 
 from mailproxy_models.message_validation import RESERVED_HEADERS
@@ -67,8 +66,14 @@ def payload_from_eml(data: bytes, msg_id: str) -> dict[str, Any]:
 
 
 def _addresses(parsed: EmailMessage, header: str) -> list[str]:
-    values = [str(v) for v in parsed.get_all(header, [])]
-    return [f"{name} <{addr}>" if name else addr for name, addr in getaddresses(values) if addr]
+    """One entry per mailbox, written back with its name quoted where it needs to be (a
+    name such as ``Smith, John`` stays one mailbox); groups are opened into their members."""
+    return [
+        str(address)
+        for value in parsed.get_all(header, [])
+        for address in getattr(value, "addresses", ())
+        if address.addr_spec
+    ]
 
 
 def _body(parsed: EmailMessage) -> tuple[str, str]:

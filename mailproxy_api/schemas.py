@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from mailproxy_models.errors import InvalidInput
+from mailproxy_models.message_validation import priority_number
 
 ID = validate.Length(min=1, max=64)
 
@@ -263,18 +268,59 @@ class AccountQuerySchema(Schema):
     tenant_id = fields.String(validate=ID)
 
 
+class PriorityField(fields.Field):
+    """0-3 or the name of one (immediate, high, medium, low); loaded as the number."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        try:
+            return priority_number(value, 2)
+        except InvalidInput as exc:
+            raise ValidationError(str(exc).removeprefix("priority: ")) from exc
+
+
+PRIORITY_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "maximum": 3},
+        {"type": "string", "enum": ["immediate", "high", "medium", "low"]},
+    ]
+}
+
+MESSAGE_DESCRIPTION = (
+    "The messages to queue. Keys of each: `id` (required; 1-255 characters, no `/`, no "
+    "control characters, not `.` or `..`), `from` (required; exactly one mailbox: `addr` "
+    "or `Name <addr>`, a name "
+    'holding a comma or an `@` in double quotes: `"Smith, John" <john@example.org>`), `to` '
+    "(required), `cc`, `bcc` (each a list with exactly one mailbox per entry, or a string "
+    "holding an RFC 5322 address list; at most 500 recipients in all), `reply_to` (one "
+    "mailbox), `return_path` (one address, no name), `subject` (required), `body`, "
+    "`content_type` (`plain`|`html`), `headers` (object of name to value, at most 50), "
+    "`message_id` (RFC 5322 msg-id `<left@right>`; angle brackets added when missing), "
+    "`priority` (0-3 or `immediate`|`high`|`medium`|`low`), `deferred_ts` (Unix seconds, "
+    "0 to 253402300799), "
+    "`batch_code` (at most 64 characters), `tenant_id`, `account_id`, `attachments` (objects "
+    "with `filename`, `storage_path`, `fetch_mode`, `mime_type`, `content_md5`, `content_id`, "
+    "`auth`; a base64 one at most `MAILPROXY_ATTACHMENT_MAX_BYTES`, 30 MiB by default). "
+    "Header-bound text (subject, names, header values, ids, file names) holds no control "
+    "characters except TAB. Any other key is refused, by name. Each message is validated on "
+    "its own: an invalid one is listed in `rejected` with a reason naming the field, and the "
+    "others are queued."
+)
+
+
 class AddMessagesSchema(Schema):
     messages = fields.List(
         fields.Dict(),
         required=True,
+        metadata={"description": MESSAGE_DESCRIPTION},
+    )
+    default_priority = PriorityField(
+        load_default=2,
         metadata={
-            "description": "Messages as in the contract: id, from, to, subject required; body, "
-            "cc, bcc, reply_to, return_path, content_type (plain|html), headers, message_id, "
-            "priority (0-3), deferred_ts, batch_code, tenant_id, account_id, attachments. "
-            "Each is validated on its own: invalid ones are listed in `rejected`."
+            **PRIORITY_SCHEMA,
+            "description": "Priority of messages without one: 0-3 or its name "
+            "(immediate, high, medium, low).",
         },
     )
-    default_priority = fields.Integer(load_default=2, validate=validate.Range(min=0, max=3))
 
 
 class RejectedSchema(Schema):

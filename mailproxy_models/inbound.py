@@ -10,7 +10,6 @@ another folder) records nothing the second time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from .addresses import envelope_recipients
 from .db import Base, BigId, insert_for
 from .delivery_totals import BOUNCED, Outcome, count_outcomes
 from .events import MessageEvent
@@ -271,9 +271,7 @@ def _to_suppress(
 
 
 def message_recipients(message: Message) -> set[str]:
-    payload = message.payload
-    addresses = payload.get("to", []) + payload.get("cc", []) + payload.get("bcc", [])
-    return {normalize_address(address) for _, address in getaddresses(addresses) if address}
+    return {normalize_address(address) for address in envelope_recipients(message.payload)}
 
 
 def purge_inbound_log(session: Session, older_than: float, limit: int = 1000) -> int:

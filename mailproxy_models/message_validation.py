@@ -9,17 +9,21 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 from dataclasses import dataclass
-from email.utils import getaddresses, parseaddr
-from functools import lru_cache
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
+from .addresses import (
+    Mailbox,
+    control_character,
+    parse_mailbox,
+    parse_mailbox_list,
+)
 from .errors import InvalidInput
 
 PRIORITIES = {0: "immediate", 1: "high", 2: "medium", 3: "low"}
+PRIORITY_NUMBERS = {name: number for number, name in PRIORITIES.items()}
 CONTENT_TYPES = ("plain", "html")
 FETCH_MODES_KNOWN = ("base64", "filesystem", "http_url", "endpoint")
 # Headers that the message's own fields set; a custom header may not override them.
@@ -44,27 +48,76 @@ RESERVED_HEADERS = frozenset(
     )
 )
 HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII except ':'
-FORBIDDEN_CHARS = re.compile(r"[\r\n\x00]")
 MD5_MARKER = re.compile(r"\{MD5:([0-9a-fA-F]{32})\}")
 MAX_ID_LENGTH = 255
+# A message id is a path segment of GET /message/{id}: no '/', not '.' or '..', no controls.
+MESSAGE_ID = re.compile(r"^(?!\.\.?$)[^/\x00-\x1f\x7f-\x9f\u2028\u2029]{1,255}$")
+MESSAGE_ID_PATTERN = MESSAGE_ID.pattern
 MAX_HEADER_VALUE = 998  # RFC 5322 line length limit
+MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+# RFC 5322 3.6.4 msg-id: "<" id-left "@" id-right ">", id-left a dot-atom-text, id-right a
+# dot-atom-text or a no-fold-literal.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+MSG_ID = re.compile(rf"^<{_DOT_ATOM}@(?:{_DOT_ATOM}|\[[!-Z^-~]*\])>$")
+MAX_MSG_ID = 250
+# Every key a message may have; anything else is refused by name.
+MESSAGE_KEYS = frozenset(
+    (
+        "id",
+        "tenant_id",
+        "account_id",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply_to",
+        "return_path",
+        "subject",
+        "body",
+        "content_type",
+        "headers",
+        "message_id",
+        "priority",
+        "deferred_ts",
+        "batch_code",
+        "attachments",
+    )
+)
+ATTACHMENT_KEYS = frozenset(
+    ("filename", "storage_path", "fetch_mode", "mime_type", "content_md5", "content_id", "auth")
+)
+AUTH_KEYS = frozenset(("method", "user", "password", "token"))
+# Keys that clients of other mail proxies send, with what to use here instead.
+KEY_HINTS = {
+    "account": "use 'account_id'",
+    "tenant": "use 'tenant_id'",
+    "sender": "use 'from'",
+    "from_address": "use 'from'",
+    "is_pec": "PEC is a property of the account: set 'is_pec' on the account (POST /account)",
+    "html": "use 'content_type': 'html'",
+}
+ATTACHMENT_MAX_BYTES = 30 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class MessageLimits:
     max_recipients: int
     max_headers: int
+    # Largest attachment content (the worker refuses a bigger one of any source).
+    max_attachment_bytes: int = ATTACHMENT_MAX_BYTES
 
 
 def normalize_message(raw: Any, limits: MessageLimits, default_priority: int) -> dict[str, Any]:
     """Return the stored form of one message, or raise InvalidInput naming the field."""
     if not isinstance(raw, dict):
         raise InvalidInput("message: each message must be a JSON object")
-    msg_id = _required_text(raw, "id", MAX_ID_LENGTH)
-    sender = _address_field(raw, "from", required=True)
-    to = _address_list(raw, "to", required=True)
-    cc = _address_list(raw, "cc")
-    bcc = _address_list(raw, "bcc")
+    _no_unknown_keys("message", raw, MESSAGE_KEYS)
+    msg_id = _message_id(raw)
+    sender = _mailbox_field(raw, "from", required=True)
+    to = _mailbox_list(raw, "to", required=True)
+    cc = _mailbox_list(raw, "cc")
+    bcc = _mailbox_list(raw, "bcc")
     if len(to) + len(cc) + len(bcc) > limits.max_recipients:
         raise InvalidInput(
             f"recipients: at most {limits.max_recipients} recipients (to + cc + bcc) per message"
@@ -72,18 +125,15 @@ def normalize_message(raw: Any, limits: MessageLimits, default_priority: int) ->
     subject = raw.get("subject")
     if not isinstance(subject, str):
         raise InvalidInput("subject: required, a string")
-    _no_forbidden_chars("subject", subject)
+    _no_control_chars("subject", subject)
     body = raw.get("body", "") or ""
     if not isinstance(body, str):
         raise InvalidInput("body: must be a string")
+    if "\x00" in body:
+        raise InvalidInput("body: must not contain NUL characters (U+0000)")
     content_type = raw.get("content_type") or "plain"
     if content_type not in CONTENT_TYPES:
         raise InvalidInput("content_type: must be 'plain' or 'html'")
-    priority = raw.get("priority", default_priority)
-    if priority is None:
-        priority = default_priority
-    if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
-        raise InvalidInput("priority: must be 0 (immediate), 1 (high), 2 (medium) or 3 (low)")
     return {
         "id": msg_id,
         "tenant_id": _optional_text(raw, "tenant_id", 64),
@@ -92,25 +142,79 @@ def normalize_message(raw: Any, limits: MessageLimits, default_priority: int) ->
         "to": to,
         "cc": cc,
         "bcc": bcc,
-        "reply_to": _address_field(raw, "reply_to"),
-        "return_path": _address_field(raw, "return_path", bare=True),
+        "reply_to": _mailbox_field(raw, "reply_to"),
+        "return_path": _mailbox_field(raw, "return_path", bare=True),
         "subject": subject,
         "body": body,
         "content_type": content_type,
         "headers": _headers(raw.get("headers"), limits.max_headers),
-        "message_id": _optional_text(raw, "message_id", MAX_HEADER_VALUE),
-        "priority": priority,
+        "message_id": _msg_id(raw),
+        "priority": priority_number(raw.get("priority"), default_priority),
         "deferred_ts": _optional_timestamp(raw, "deferred_ts"),
         "batch_code": _optional_text(raw, "batch_code", 64),
-        "attachments": [_attachment(i, a) for i, a in enumerate(_list(raw, "attachments"))],
+        "attachments": [_attachment(i, a, limits) for i, a in enumerate(_list(raw, "attachments"))],
     }
 
 
-def _no_forbidden_chars(field: str, value: str) -> None:
-    if FORBIDDEN_CHARS.search(value):
+def priority_number(value: Any, default: int) -> int:
+    """0-3 or its name (immediate, high, medium, low), as the number; None is the default."""
+    if value is None:
+        return default
+    if isinstance(value, str) and value.lower() in PRIORITY_NUMBERS:
+        return PRIORITY_NUMBERS[value.lower()]
+    if isinstance(value, bool) or not isinstance(value, int) or value not in PRIORITIES:
         raise InvalidInput(
-            f"{field}: must not contain CR, LF or NUL characters (header injection is refused)"
+            "priority: must be 0 (or 'immediate'), 1 ('high'), 2 ('medium') or 3 ('low')"
         )
+    return value
+
+
+def _no_unknown_keys(where: str, raw: dict[str, Any], known: frozenset[str]) -> None:
+    unknown = sorted(str(key) for key in raw if key not in known)
+    if not unknown:
+        return
+    hints = [f"'{key}': {KEY_HINTS[key]}" for key in unknown if key in KEY_HINTS]
+    text = f"{where}: unknown field(s) {', '.join(repr(k) for k in unknown)}"
+    if hints:
+        text += f" ({'; '.join(hints)})"
+    raise InvalidInput(text)
+
+
+def _no_control_chars(field: str, value: str) -> None:
+    found = control_character(value)
+    if found:
+        raise InvalidInput(
+            f"{field}: must not contain control characters (found {found}); only TAB is "
+            "allowed, and CR/LF never (header injection is refused)"
+        )
+
+
+def _message_id(raw: dict[str, Any]) -> str:
+    msg_id = _required_text(raw, "id", MAX_ID_LENGTH)
+    if not MESSAGE_ID.match(msg_id):
+        raise InvalidInput(
+            f"id: '{msg_id}' is not a usable message id: it must not contain '/' or control "
+            "characters and must not be '.' or '..' (it is a path segment of /message/{id})"
+        )
+    return msg_id
+
+
+def _msg_id(raw: dict[str, Any]) -> str | None:
+    """The Message-ID header the client chose: an RFC 5322 msg-id, ``<left@right>``; given
+    without the angle brackets, they are added."""
+    value = _optional_text(raw, "message_id", MAX_MSG_ID)
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.startswith("<"):
+        value = f"<{value}>"
+    if len(value) > MAX_MSG_ID or not MSG_ID.match(value):
+        raise InvalidInput(
+            f"message_id: '{raw.get('message_id')}' is not a valid Message-ID: it must be "
+            f"<left@right> (RFC 5322 msg-id, dot-atoms of printable ASCII), at most "
+            f"{MAX_MSG_ID} characters"
+        )
+    return value
 
 
 def _required_text(raw: dict[str, Any], field: str, max_length: int) -> str:
@@ -121,7 +225,7 @@ def _required_text(raw: dict[str, Any], field: str, max_length: int) -> str:
         raise InvalidInput(f"{field}: required, a non-empty string")
     if len(value) > max_length:
         raise InvalidInput(f"{field}: at most {max_length} characters")
-    _no_forbidden_chars(field, value)
+    _no_control_chars(field, value)
     return value
 
 
@@ -135,8 +239,17 @@ def _optional_timestamp(raw: dict[str, Any], field: str) -> float | None:
     value = raw.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidInput(f"{field}: must be a Unix timestamp in seconds")
+    # Finite and before year 10000: float() of a huge integer would overflow, and NaN or
+    # Infinity (which some JSON readers accept) would never come due.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_TIMESTAMP
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
+        raise InvalidInput(
+            f"{field}: must be a Unix timestamp in seconds, from 0 to {MAX_TIMESTAMP}"
+        )
     return float(value)
 
 
@@ -149,29 +262,17 @@ def _list(raw: dict[str, Any], field: str) -> list[Any]:
     return value
 
 
-# The common case, a plain ASCII dot-atom address (RFC 5322 3.4.1) with an LDH domain of at
-# least two labels, is checked by this expression; anything else (quoted local parts,
-# internationalized addresses, odd forms) goes to email-validator, which also words the error.
-_PLAIN_ADDRESS = re.compile(
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
-)
-
-
-def _check_address(field: str, address: str) -> None:
-    if len(address) <= 254 and len(address.partition("@")[0]) <= 64:
-        if _PLAIN_ADDRESS.match(address):
-            return
+def _mailbox(field: str, text: str) -> Mailbox:
     try:
-        validate_email(address, check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"{field}: '{address}' is not a valid email address ({exc})") from exc
+        return parse_mailbox(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{field}: {exc}") from exc
 
 
-def _address_field(
+def _mailbox_field(
     raw: dict[str, Any], field: str, required: bool = False, bare: bool = False
-) -> str | None:
-    """One address, ``Name <addr>`` or bare; returned as given after validation."""
+) -> Mailbox | None:
+    """Exactly one mailbox, ``Name <addr>`` or a bare address (``bare``: no name)."""
     value = raw.get(field)
     if value in (None, ""):
         if required:
@@ -179,53 +280,37 @@ def _address_field(
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{field}: must be a string holding one email address")
-    problem = _single_address_problem(value, bare)
-    if problem:
-        raise InvalidInput(f"{field}: {problem}")
-    return value.strip()
+    mailbox = _mailbox(field, value)
+    if bare and mailbox["name"]:
+        raise InvalidInput(f"{field}: '{value}' must be an address alone, without a name")
+    return mailbox
 
 
-@lru_cache(maxsize=4096)
-def _single_address_problem(value: str, bare: bool) -> str | None:
-    """Why ``value`` is not one valid address, or None. Cached: a batch usually repeats its
-    sender, and parsing display names is the slow part of validating a batch."""
-    try:
-        _no_forbidden_chars("address", value)
-        name, address = parseaddr(value)
-        if not address or (bare and name):
-            return f"'{value}' is not a valid email address"
-        _check_address("address", address)
-    except InvalidInput as exc:
-        return str(exc).removeprefix("address: ")
-    return None
-
-
-def _address_list(raw: dict[str, Any], field: str, required: bool = False) -> list[str]:
-    """A list of addresses, given as a JSON list or a comma-separated string."""
+def _mailbox_list(raw: dict[str, Any], field: str, required: bool = False) -> list[Mailbox]:
+    """A JSON list with one mailbox per entry, or a string holding one mailbox or plain
+    addresses separated by commas."""
     value = raw.get(field)
     if value in (None, "", []):
         if required:
             raise InvalidInput(f"{field}: required, at least one email address")
         return []
     if isinstance(value, str):
-        items = [value]
-    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-        items = value
-    else:
+        return _mailbox_string(field, value)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise InvalidInput(f"{field}: must be a list of addresses or a comma-separated string")
-    result: list[str] = []
-    for item in items:
-        _no_forbidden_chars(field, item)
-        if _PLAIN_ADDRESS.match(item):  # a bare address: nothing to parse
-            _check_address(field, item)
-            result.append(item)
-            continue
-        for name, address in getaddresses([item]):
-            if not address:
-                raise InvalidInput(f"{field}: '{item}' is not a valid email address")
-            _check_address(field, address)
-            result.append(f"{name} <{address}>" if name else address)
-    return result
+    return [_mailbox(f"{field}[{index}]", item) for index, item in enumerate(value)]
+
+
+def _mailbox_string(field: str, value: str) -> list[Mailbox]:
+    """A string is an RFC 5322 address list: ``"a@x.org, Bob <b@y.org>"`` is two mailboxes,
+    ``"\\"Smith, John\\" <j@x.org>"`` is one."""
+    try:
+        return parse_mailbox_list(value)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"{field}: {exc}; give a list of addresses, or a string of addresses separated by "
+            "commas (a name holding a comma or an @ in double quotes)"
+        ) from exc
 
 
 def _headers(value: Any, max_headers: int) -> dict[str, str]:
@@ -244,7 +329,7 @@ def _headers(value: Any, max_headers: int) -> dict[str, str]:
         if not isinstance(header_value, str | int | float) or isinstance(header_value, bool):
             raise InvalidInput(f"headers: value of '{name}' must be a string")
         text = str(header_value)
-        _no_forbidden_chars(f"headers.{name}", text)
+        _no_control_chars(f"headers.{name}", text)
         if len(text) > MAX_HEADER_VALUE:
             raise InvalidInput(f"headers.{name}: at most {MAX_HEADER_VALUE} characters")
         headers[name] = text
@@ -266,13 +351,17 @@ AUTH_METHODS = ("none", "basic", "bearer")
 CONTENT_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,250}$")
 
 
-def _attachment(index: int, raw: Any) -> dict[str, Any]:
+def _attachment(index: int, raw: Any, limits: MessageLimits) -> dict[str, Any]:
     """The shape of one attachment. Only ``base64`` content is here to check; the other
     sources are fetched by the worker when the message is sent, never in the API request."""
     field = f"attachments[{index}]"
     if not isinstance(raw, dict):
         raise InvalidInput(f"{field}: must be an object with filename and storage_path")
-    filename = _required_text(raw, "filename", 255)
+    _no_unknown_keys(field, raw, ATTACHMENT_KEYS)
+    try:
+        filename = _required_text(raw, "filename", 255)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{field}.{exc}") from exc
     storage_path = raw.get("storage_path")
     if not isinstance(storage_path, str) or not storage_path:
         raise InvalidInput(f"{field}.storage_path: required, a non-empty string")
@@ -297,6 +386,11 @@ def _attachment(index: int, raw: Any) -> dict[str, Any]:
             content = base64.b64decode(storage_path, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidInput(f"{field}.storage_path: not valid base64 content") from exc
+        if len(content) > limits.max_attachment_bytes:
+            raise InvalidInput(
+                f"{field}.storage_path: the attachment is {len(content)} bytes, the limit is "
+                f"{limits.max_attachment_bytes} bytes ({_mib(limits.max_attachment_bytes)})"
+            )
         actual_md5 = hashlib.md5(content, usedforsecurity=False).hexdigest()
         if declared_md5 and declared_md5 != actual_md5:
             raise InvalidInput(f"{field}: content does not match its declared MD5 {declared_md5}")
@@ -335,6 +429,7 @@ def _attachment_auth(field: str, value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict) or value.get("method", "none") not in AUTH_METHODS:
         raise InvalidInput(f"{field}.auth: must be {{'method': 'none'|'basic'|'bearer', ...}}")
+    _no_unknown_keys(f"{field}.auth", value, AUTH_KEYS)
     auth = {"method": value.get("method", "none")}
     for key in ("user", "password", "token"):
         item = value.get(key)
@@ -343,3 +438,7 @@ def _attachment_auth(field: str, value: Any) -> dict[str, Any] | None:
                 raise InvalidInput(f"{field}.auth.{key}: must be a string")
             auth[key] = item
     return auth
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MiB"

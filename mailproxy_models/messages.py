@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .accounts import Account
+from .addresses import envelope_recipients
 from .db import Base, BigId, insert_for, now, unix_seconds
 from .errors import InvalidInput
 from .events import event_record, events_of
@@ -154,8 +154,7 @@ def _refuse_suppressed(
 
 
 def _recipients(message: dict[str, Any]) -> list[str]:
-    addresses = message["to"] + message.get("cc", []) + message.get("bcc", [])
-    return [parseaddr(a)[1] or a for a in addresses]
+    return envelope_recipients(message)
 
 
 def _seal_attachment_auth(message: dict[str, Any], box: SecretBox | None) -> None:

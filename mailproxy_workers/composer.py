@@ -21,26 +21,30 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
-from email.header import Header
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import (
     encode_rfc2231,
+    formataddr,
     formatdate,
-    getaddresses,
     make_msgid,
-    parseaddr,
 )
-from functools import lru_cache
 from typing import Any
+
+from mailproxy_models.addresses import (
+    Mailbox,
+    envelope_recipients,
+    envelope_sender,
+    stored_mailbox,
+    stored_mailboxes,
+)
 
 from .attachments import FetchedAttachment
 
 CORRELATION_HEADERS = ("X-Mailproxy-ID", "X-Genro-Mail-ID")
-# A batch repeats its sender: parse each distinct "Name <addr>" once per process.
-_parseaddr = lru_cache(maxsize=4096)(parseaddr)
+ADDRESS_HEADERS = frozenset({"From", "To", "Cc", "Reply-To"})
 
 
 @dataclass(frozen=True)
@@ -90,12 +94,18 @@ def compose(
     they are the fetched ones (the payload's list is then ignored) and the message is built
     as segments, so that a large attachment is encoded while it is sent, never copied whole.
     """
-    recipients = _unique_addresses(payload["to"] + payload.get("cc", []) + payload.get("bcc", []))
-    mail_from = _parseaddr(payload.get("return_path") or payload["from"])[1]
-    sender_domain = _parseaddr(payload["from"])[1].rpartition("@")[2] or None
+    # Addresses come from the stored parts (either stored form), never from a header.
+    recipients = envelope_recipients(payload)
+    mail_from = envelope_sender(payload)
+    sender_domain = stored_mailbox(payload["from"])["address"].rpartition("@")[2] or None
     message_id = payload.get("message_id") or make_msgid(domain=sender_domain)
-    smtputf8 = not all(address.isascii() for address in [mail_from, *recipients])
-    headers = _headers(payload, message_id)
+    # An internationalized address anywhere (envelope or From/Reply-To) makes the message
+    # SMTPUTF8 (RFC 6531): its header fields then carry UTF-8.
+    header_addresses = [stored_mailbox(payload["from"])["address"]]
+    if payload.get("reply_to"):
+        header_addresses.append(stored_mailbox(payload["reply_to"])["address"])
+    smtputf8 = not all(a.isascii() for a in [mail_from, *recipients, *header_addresses])
+    headers = _headers(payload, message_id, smtputf8)
     for name, value in headers:
         if "\r" in value or "\n" in value or "\x00" in value:
             raise ValueError(f"header {name} contains a line break")
@@ -109,14 +119,14 @@ def compose(
     return Envelope(mail_from, recipients, data, message_id, smtputf8)
 
 
-def _headers(payload: dict[str, Any], message_id: str) -> list[tuple[str, str]]:
-    headers = [("From", payload["from"])]
+def _headers(payload: dict[str, Any], message_id: str, utf8: bool) -> list[tuple[str, str]]:
+    headers = [("From", _mailbox_text(stored_mailbox(payload["from"]), utf8))]
     if payload["to"]:
-        headers.append(("To", ", ".join(payload["to"])))
+        headers.append(("To", _mailbox_list_text(payload["to"], utf8)))
     if payload.get("cc"):
-        headers.append(("Cc", ", ".join(payload["cc"])))
+        headers.append(("Cc", _mailbox_list_text(payload["cc"], utf8)))
     if payload.get("reply_to"):
-        headers.append(("Reply-To", payload["reply_to"]))
+        headers.append(("Reply-To", _mailbox_text(stored_mailbox(payload["reply_to"]), utf8)))
     headers += [
         ("Subject", payload["subject"]),
         ("Date", formatdate(usegmt=True)),
@@ -127,47 +137,65 @@ def _headers(payload: dict[str, Any], message_id: str) -> list[tuple[str, str]]:
     return headers
 
 
-ADDRESS_HEADERS = frozenset({"From", "To", "Cc", "Reply-To"})
+def _mailbox_list_text(values: list[Any], utf8: bool) -> str:
+    return ", ".join(_mailbox_text(mailbox, utf8) for mailbox in stored_mailboxes(values))
+
+
+def _mailbox_text(mailbox: Mailbox, utf8: bool) -> str:
+    """A mailbox as header text: the name quoted where RFC 5322 needs it, RFC 2047-encoded
+    when not ASCII; in an SMTPUTF8 message (``utf8``) the name is written as UTF-8 (RFC
+    6532), quoted."""
+    name, address = mailbox["name"], mailbox["address"]
+    if not name:
+        return address
+    if any(len(word) > FOLD_AT - 2 for word in name.split(" ")):
+        # A quoted word cannot be folded: a long one is written as encoded words.
+        return f"{_encoded_words(name)} <{address}>"
+    if utf8:
+        return f"{_quoted(name)} <{address}>"
+    if name.isascii():
+        return formataddr((name, address))
+    return f"{_encoded_words(name)} <{address}>"
+
+
+def _quoted(name: str) -> str:
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _encoded_words(text: str, chunk_bytes: int = 45) -> str:
+    """``text`` as RFC 2047 base64 encoded words, each under 75 characters and holding whole
+    characters, separated by spaces (where the header may fold; readers join them).
+    ``email.header.Header`` is not used: it leaves ASCII runs such as ``:`` unencoded, and
+    in a display name those are specials that change how the address reads."""
+    words, current = [], b""
+    for char in text:
+        encoded = char.encode("utf-8")
+        if current and len(current) + len(encoded) > chunk_bytes:
+            words.append(current)
+            current = b""
+        current += encoded
+    words.append(current)
+    return " ".join(f"=?utf-8?b?{base64.b64encode(word).decode('ascii')}?=" for word in words)
+
+
 WIRE = policy.compat32.clone(linesep="\r\n")
 MAX_LINE = 998  # octets per line, CRLF excluded (RFC 5322 2.1.1)
 FOLD_AT = 78  # where lines are folded when they can be (RFC 5322 2.1.1)
-_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
-_ESCAPES = re.compile(r'[\\"]')
 
 
 def _header_line(name: str, value: str) -> str:
     """One header field ending in CRLF: non-ASCII text and words too long for a line are
-    RFC 2047 encoded words (addresses never are), then folded at spaces to 78 columns."""
+    RFC 2047 encoded words, then folded at spaces to 78 columns. Address fields arrive
+    written (_mailbox_text, names already quoted or encoded): they are only folded."""
     room = MAX_LINE - len(name) - 2
-    if name in ADDRESS_HEADERS:
-        if not value.isascii() or _has_long_word(value, room):
-            value = ", ".join(_mailbox(n, a) for n, a in getaddresses([value]))
-    elif not value.isascii() or _has_long_word(value, room):
+    if name not in ADDRESS_HEADERS and (not value.isascii() or _has_long_word(value, room)):
         value = _encoded_words(value)
     return _fold(f"{name}: {value}") + "\r\n"
 
 
 def _has_long_word(value: str, room: int) -> bool:
     return len(value) > room and any(len(word) > room for word in value.split(" "))
-
-
-def _encoded_words(text: str) -> str:
-    """``text`` as UTF-8 encoded words of at most 76 characters, separated by spaces (the
-    space between two encoded words is not part of the text: RFC 2047 6.2)."""
-    encoded = Header(text, "utf-8", maxlinelen=76).encode(linesep="\r\n")
-    return encoded.replace("\r\n ", " ").replace("\r\n\t", " ")
-
-
-def _mailbox(name: str, address: str) -> str:
-    """``name <address>`` with the name quoted or encoded; the address as it is (UTF-8 in an
-    SMTPUTF8 message)."""
-    if not name:
-        return address
-    if not name.isascii() or any(len(word) > FOLD_AT - 2 for word in name.split(" ")):
-        return f"{_encoded_words(name)} <{address}>"
-    if _SPECIALS.search(name):
-        name = '"' + _ESCAPES.sub(r"\\\g<0>", name) + '"'
-    return f"{name} <{address}>"
 
 
 def _fold(line: str, limit: int = FOLD_AT) -> str:
@@ -252,18 +280,6 @@ def _mime_type(attachment: dict[str, Any]) -> str:
 def _compose_utf8(payload: dict[str, Any], headers: list[tuple[str, str]]) -> bytes:
     """An SMTPUTF8 message: built like any other, its header written in UTF-8."""
     return _compose_ascii(payload, headers, charset="utf-8")
-
-
-def _unique_addresses(items: list[str]) -> list[str]:
-    """Envelope recipients in order, each once (compared case-insensitively)."""
-    unique: dict[str, str] = {}
-    for item in items:
-        # Validation stored bare addresses as they are: only "Name <addr>" needs parsing.
-        pairs = getaddresses([item]) if ("<" in item or "," in item) else [("", item)]
-        for _name, address in pairs:
-            if address:
-                unique.setdefault(address.lower(), address)
-    return list(unique.values())
 
 
 # -- messages with fetched attachments, built as segments -----------------------------------

@@ -62,7 +62,11 @@ def add_messages(data: dict[str, Any]) -> dict[str, Any]:
     for message in data["messages"]:  # a tenant naming another tenant learns nothing of it
         if isinstance(message, dict) and isinstance(message.get("tenant_id"), str):
             caller.scope(message["tenant_id"] or None)
-    limits = MessageLimits(settings.max_recipients_per_message, settings.max_headers_per_message)
+    limits = MessageLimits(
+        settings.max_recipients_per_message,
+        settings.max_headers_per_message,
+        settings.attachment_max_bytes,
+    )
     box = current_app.extensions["mailproxy"].box
     result = enqueue_messages(
         db_session(), caller.tenant_id, data["messages"], limits, data["default_priority"], box

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 import pytest
 
 from mailproxy_api.eml_import import InvalidEml, payload_from_eml
+from mailproxy_models.message_validation import MessageLimits, normalize_message
 
 
 def _eml(**headers: str) -> EmailMessage:
@@ -53,3 +54,19 @@ def test_a_file_without_sender_or_recipient_is_refused_with_the_reason():
         payload_from_eml(bytes(_eml(To="b@example.org", Subject="s")), "x")
     with pytest.raises(InvalidEml, match="recipient"):
         payload_from_eml(bytes(_eml(From="a@example.com", Subject="s")), "x")
+
+
+def test_a_name_holding_a_comma_stays_one_mailbox_when_the_file_is_queued():
+    message = _eml(
+        From='"Shop, Inc." <shop@example.com>',
+        To='"Smith, John" <john@example.org>, "evil@example.net, x" <legit@example.org>',
+        Subject="Hello",
+    )
+    message.set_content("Hi.")
+    payload = payload_from_eml(bytes(message), "m1")
+    stored = normalize_message(payload, MessageLimits(500, 50), 2)
+    assert stored["from"] == {"name": "Shop, Inc.", "address": "shop@example.com"}
+    assert stored["to"] == [
+        {"name": "Smith, John", "address": "john@example.org"},
+        {"name": "evil@example.net, x", "address": "legit@example.org"},
+    ]
