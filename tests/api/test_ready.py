@@ -91,6 +91,11 @@ def test_not_ready_names_the_stale_worker_while_a_message_is_due_then_ready_when
     try:
         key = stack.setup_tenant(smtp_sink.port)
         first = stack.start_worker("first-worker", beat=True)
+        delivered = stack.call("POST", "/commands/add-messages", token=key,
+                               json={"messages": make_messages(1, prefix="FIRST")})  # fmt: skip
+        assert delivered.json["queued"] == 1
+        smtp_sink.wait_for(1, timeout=30)
+        stack.wait_all_status(1, "sent", timeout=30)
         wait_until(lambda: _ready(stack)[0] == 200, timeout=20)
         stack.kill_worker(first)
         time.sleep(4)  # past the stale limit, but nothing is due: the queue is not stuck
@@ -110,7 +115,7 @@ def test_not_ready_names_the_stale_worker_while_a_message_is_due_then_ready_when
 
         stack.start_worker("second-worker", beat=True)
         wait_until(lambda: _ready(stack)[0] == 200, timeout=30)
-        smtp_sink.wait_for(1, timeout=30)
+        smtp_sink.wait_for(2, timeout=30)
     finally:
         stack.stop()
 
