@@ -84,6 +84,16 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def _last_error(log: Path) -> str:
+    """The last CRITICAL or ERROR line of a log, shortened."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    found = [line for line in lines if "CRITICAL" in line or "ERROR" in line]
+    return (found[-1] if found else (lines[-1] if lines else ""))[-160:]
+
+
 @dataclass
 class Proc:
     role: str
@@ -146,7 +156,7 @@ class Soak:
         self.in_flight_at_kills = 0
         self.killed_workers = 0
         self.minute_delivered: list[int] = []
-        self.notes: list[str] = []
+        self.unexpected_exits: list[str] = []
 
     # -- stack ---------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -402,6 +412,18 @@ class Soak:
             say(f"fault: SMTP server stopped for {pause:.0f} s")
             threading.Timer(pause, self._restart_sink).start()
 
+    def supervise(self) -> None:
+        """Restart a worker, beat or API process that died by itself, as an orchestrator
+        (Kubernetes, systemd, ``mail-proxy start``) would, and say so: each one is a finding."""
+        for role in ("worker-1", "worker-2", "beat", "api"):
+            proc = self.procs[role]
+            if proc.popen is None or proc.popen.poll() is None:
+                continue
+            last = _last_error(proc.log)
+            self.unexpected_exits.append(f"{role} ({last})")
+            say(f"{role} exited by itself (code {proc.popen.returncode}: {last}); restarted")
+            proc.start()
+
     def _restart_sink(self) -> None:
         self.sink("sink", self.sink_port)
         say("SMTP server back")
@@ -415,7 +437,8 @@ class Soak:
         end = started + self.args.minutes * 60
         next_minute, next_fault = started + 60, started + self.args.fault_every
         while time.monotonic() < end:
-            time.sleep(max(0.0, min(next_minute, next_fault, end) - time.monotonic()))
+            time.sleep(max(0.0, min(1.0, min(next_minute, next_fault, end) - time.monotonic())))
+            self.supervise()
             now = time.monotonic()
             if now >= next_fault and now < end:
                 self.fault(faults)
@@ -433,6 +456,7 @@ class Soak:
         drain_end = time.monotonic() + self.args.drain
         while time.monotonic() < drain_end and (self.queue_depth() or 0) > 0:
             time.sleep(2)
+            self.supervise()
         return self.verdict()
 
     def verdict(self) -> int:
@@ -450,6 +474,10 @@ class Soak:
         duplicates = sum(count - 1 for count in by_id.values() if count > 1)
         duplicate_ids = sum(count - 1 for count in by_message_id.values() if count > 1)
         bars: list[tuple[str, bool]] = []
+        say(
+            f"processes that exited by themselves and were restarted: "
+            f"{len(self.unexpected_exits)} {self.unexpected_exits[:6]}"
+        )
         say(
             f"offered calls refused by the API: {self.load.refused_calls}; messages accepted: "
             f"{len(accepted)}; delivered lines at the sink: {len(lines)}"
