@@ -137,7 +137,7 @@ def _children(settings: Settings) -> list[Child]:
 def _wait_for_api(supervisor: Supervisor, url: str) -> None:
     api = supervisor.child("api")
     end = time.monotonic() + API_START_TIMEOUT
-    while time.monotonic() < end:
+    while time.monotonic() < end and not supervisor.stopping.is_set():
         if api.process is not None and api.process.poll() is not None:
             raise RuntimeError(f"the API server exited at start; see {api.log_path}")
         try:
@@ -146,6 +146,8 @@ def _wait_for_api(supervisor: Supervisor, url: str) -> None:
         except requests.RequestException:
             pass
         time.sleep(0.2)
+    if supervisor.stopping.is_set():
+        return
     raise RuntimeError(f"the API did not answer within {API_START_TIMEOUT:g} s; see {api.log_path}")
 
 
