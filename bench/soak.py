@@ -43,6 +43,7 @@ from sqlalchemy.engine import make_url
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mailproxy_api.supervisor import die_with_parent  # noqa: E402
 from tests.support.servers import RedisProcess, free_port, wait_port  # noqa: E402
 
 ADMIN_TOKEN = "soak-admin-token-0123456789"
@@ -113,6 +114,7 @@ class Proc:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(os.getpid()),
             )
         self.started, self.rss_first = time.monotonic(), None
         return self
@@ -141,13 +143,37 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class Redis(RedisProcess):
+    """A Redis server of the soak's own that dies with the soak, however the soak ends."""
+
+    def start(self) -> Redis:
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(os.getpid()),
+        )
+        wait_port(self.port, proc=self.proc)
+        return self
+
+
 class Soak:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args, self.workdir = args, workdir
         self.admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
         self.dbname = f"mp_soak_{uuid.uuid4().hex[:10]}"
         self.db_url = make_url(args.postgres).set(database=self.dbname)
-        self.redis = RedisProcess()
+        self.redis = Redis()
         self.sink_log = workdir / "sink.log"
         self.sink_port, self.slow_port, self.api_port = free_port(), free_port(), free_port()
         self.procs: dict[str, Proc] = {}
@@ -157,6 +183,9 @@ class Soak:
         self.killed_workers = 0
         self.minute_delivered: list[int] = []
         self.unexpected_exits: list[str] = []
+        # Every process is started from the main thread: the kernel's parent-death signal
+        # follows the thread that started a child.
+        self.sink_back_at: float | None = None
 
     # -- stack ---------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -410,11 +439,14 @@ class Soak:
             pause = min(60.0, self.args.fault_every / 2)
             self.procs["sink"].stop()
             say(f"fault: SMTP server stopped for {pause:.0f} s")
-            threading.Timer(pause, self._restart_sink).start()
+            self.sink_back_at = time.monotonic() + pause
 
     def supervise(self) -> None:
         """Restart a worker, beat or API process that died by itself, as an orchestrator
         (Kubernetes, systemd, ``mail-proxy start``) would, and say so: each one is a finding."""
+        if self.sink_back_at is not None and time.monotonic() >= self.sink_back_at:
+            self.sink_back_at = None
+            self._restart_sink()
         for role in ("worker-1", "worker-2", "beat", "api"):
             proc = self.procs[role]
             if proc.popen is None or proc.popen.poll() is None:
@@ -451,8 +483,6 @@ class Soak:
         self.stop_load.set()
         loader.join(timeout=60)
         say(f"load stopped; draining (up to {self.args.drain:.0f} s)")
-        if "sink" in self.procs and self.procs["sink"].popen.poll() is not None:
-            time.sleep(1)
         drain_end = time.monotonic() + self.args.drain
         while time.monotonic() < drain_end and (self.queue_depth() or 0) > 0:
             time.sleep(2)
@@ -544,6 +574,8 @@ def main() -> None:
         f"soak: {args.minutes:g} min at {args.rate:g} msg/s, a fault every "
         f"{args.fault_every:.0f} s (rotation: {', '.join(FAULTS)})"
     )
+    # SIGTERM (a test's timeout, Ctrl-C in another form) still cleans up: database dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     with tempfile.TemporaryDirectory(prefix="mailproxy-soak-") as tmp:
         soak = Soak(args, Path(tmp))
         code = 1

@@ -82,7 +82,9 @@ def _lock_exclusively(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` (the calling thread) ends."""
+
     def prepare() -> None:  # runs in the child between fork and exec
         if _libc is not None:
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -142,7 +144,7 @@ class Supervisor:
             stdout=child._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the supervisor, which stops them in order
-            preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - only prctl and getppid
+            preexec_fn=die_with_parent(os.getpid()),  # noqa: PLW1509 - only prctl and getppid
         )
         child.started_at = time.monotonic()
         child.restart_at = None

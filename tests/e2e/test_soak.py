@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(1200)
 def test_a_three_minute_soak_loses_nothing_and_sends_nothing_without_a_250(postgres_admin):
     run = subprocess.run(
         [
@@ -32,7 +35,7 @@ def test_a_three_minute_soak_loses_nothing_and_sends_nothing_without_a_250(postg
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1100,
     )
     output = run.stdout + run.stderr
     assert "messages lost: 0 " in output, output[-4000:]
