@@ -91,7 +91,9 @@ def _last_error(log: Path) -> str:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return "no log"
-    found = [line for line in lines if "CRITICAL" in line or "ERROR" in line]
+    found = [line for line in lines if "CRITICAL/" in line] or [
+        line for line in lines if "ERROR/" in line
+    ]
     return (found[-1] if found else (lines[-1] if lines else ""))[-160:]
 
 
