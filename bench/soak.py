@@ -519,8 +519,8 @@ class Soak:
         say(f"sent without a 250: {len(sent_without_250)} {sent_without_250[:5]}")
         bars.append(("0 sent without a 250", not sent_without_250))
         say(
-            f"duplicates at the sink: {duplicates} by message id, {duplicate_ids} by Message-ID "
-            f"header; messages claimed at the {self.killed_workers} SIGKILL(s): "
+            f"duplicates at the sink: {duplicates} by message id ({duplicate_ids} sharing a "
+            f"Message-ID header); messages claimed at the {self.killed_workers} SIGKILL(s): "
             f"{self.in_flight_at_kills}"
         )
         bars.append(("duplicates <= in flight at SIGKILLs", duplicates <= self.in_flight_at_kills))
