@@ -6,19 +6,17 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
+import requests
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from werkzeug.serving import make_server
 
 from mailproxy_models.settings import Settings, get_settings
 
@@ -38,6 +36,7 @@ from .cli_instances import (
 )
 from .cli_messages import messages_cli, run_now, send
 from .cli_suppressions import suppressions_cli
+from .supervisor import Child, DataDirLock, Supervisor
 
 cli = typer.Typer(
     help="mailproxy: transactional email proxy.\n\nExit codes: 0 done, 1 the API or the "
@@ -53,6 +52,10 @@ err_console = Console(stderr=True)
 # How the embedded worker runs: threads, so SQLite and the polling broker are shared cheaply.
 EMBEDDED_WORKER_CONCURRENCY = 4
 WORKER_STOP_TIMEOUT = 20
+EMBEDDED_API_WORKERS = 2
+EMBEDDED_API_THREADS = 4
+API_STOP_TIMEOUT = 10
+API_START_TIMEOUT = 60.0
 
 
 def _configure(data_dir: Path | None, port: int | None, host: str | None) -> Settings:
@@ -67,42 +70,86 @@ def _configure(data_dir: Path | None, port: int | None, host: str | None) -> Set
     return get_settings()
 
 
-def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    logs = settings.data_path / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "mailproxy_workers",
+def _celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "mailproxy_workers", *args]
+
+
+def _worker_command(settings: Settings) -> list[str]:
+    return _celery(
         "worker",
-        "--beat",
         "--pool=threads",
         f"--concurrency={EMBEDDED_WORKER_CONCURRENCY}",
-        f"--schedule={settings.data_path / 'celerybeat-schedule'}",
         f"--loglevel={settings.log_level}",
         "--without-heartbeat",
         "--without-gossip",
         "--without-mingle",
         "-n",
         f"mailproxy-embedded-{os.getpid()}@%h",
-    ]
-    log_file = open(logs / "worker.log", "ab")  # noqa: SIM115 - owned by the child for its life
-    return subprocess.Popen(
-        command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
     )
 
 
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is not None:
+def _beat_command(settings: Settings) -> list[str]:
+    return _celery(
+        "beat",
+        f"--schedule={settings.data_path / 'celerybeat-schedule'}",
+        f"--loglevel={settings.log_level}",
+    )
+
+
+def _api_command(settings: Settings) -> list[str]:
+    """gunicorn (threads, so SQLite is shared cheaply); waitress where gunicorn cannot run."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    bind = f"{host}:{settings.port}"
+    if sys.platform == "win32":
+        return [
+            sys.executable,
+            "-m",
+            "waitress",
+            f"--listen={bind}",
+            "--threads=8",
+            "mailproxy_api.wsgi:app",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:mailproxy_api.gunicorn_conf",
+        f"--bind={bind}",
+        f"--workers={EMBEDDED_API_WORKERS}",
+        "--worker-class=gthread",
+        f"--threads={EMBEDDED_API_THREADS}",
+        f"--graceful-timeout={API_STOP_TIMEOUT}",
+        "mailproxy_api.wsgi:app",
+    ]
+
+
+def _children(settings: Settings) -> list[Child]:
+    """The order is the stopping order: no new requests, no new wake-ups, then the worker
+    finishes what it is sending."""
+    logs = settings.data_path / "logs"
+    return [
+        Child("api", _api_command(settings), logs / "api.log", API_STOP_TIMEOUT + 5),
+        Child("beat", _beat_command(settings), logs / "beat.log", 10),
+        Child("worker", _worker_command(settings), logs / "worker.log", WORKER_STOP_TIMEOUT),
+    ]
+
+
+def _wait_for_api(supervisor: Supervisor, url: str) -> None:
+    api = supervisor.child("api")
+    end = time.monotonic() + API_START_TIMEOUT
+    while time.monotonic() < end and not supervisor.stopping.is_set():
+        if api.process is not None and api.process.poll() is not None:
+            raise RuntimeError(f"the API server exited at start; see {api.log_path}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    if supervisor.stopping.is_set():
         return
-    worker.send_signal(signal.SIGTERM)  # warm shutdown: running deliveries finish
-    try:
-        worker.wait(timeout=WORKER_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=5)
+    raise RuntimeError(f"the API did not answer within {API_START_TIMEOUT:g} s; see {api.log_path}")
 
 
 @cli.callback()
@@ -170,56 +217,79 @@ def start(
             f"  context {instance.name} saved and in use; stop it: mail-proxy stop {instance.name}"
         )
         return
+    if port == 0 and instance is None:
+        port = _free_port()
     settings = _configure(data_dir, port, host)
     settings.data_path.mkdir(parents=True, exist_ok=True)
-    # Database and API modules are imported by the commands that need them: every other
-    # command (which only talks HTTP) starts in a fraction of the time.
+    lock = DataDirLock(settings.data_path)
+    lock.acquire()  # a second start on this directory is refused here
+    try:
+        _run_embedded(settings, instance, background)
+    finally:
+        lock.release()
+
+
+def _run_embedded(settings: Settings, instance: LocalInstance | None, background: bool) -> None:
+    """API, worker and scheduler as supervised children until SIGINT or SIGTERM."""
+    # Database modules are imported by the commands that need them: every other command
+    # (which only talks HTTP) starts in a fraction of the time.
     import mailproxy_models.migrate as migrate
     from mailproxy_models.instance import admin_token
 
     migrate.upgrade(settings.effective_database_url)
     token = admin_token(settings)
+    # gunicorn's processes share HTTP metrics through files: this instance's own directory.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.data_path / "prometheus-metrics")
+    connect_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104 - a name to connect to, not a bind
+    connect_host = f"[{connect_host}]" if ":" in connect_host else connect_host
+    base = f"http://{connect_host}:{settings.port}"
 
-    from .app import create_app  # the API's imports are needed by this command only
+    def remember(child: Child) -> None:
+        if instance is not None and child.name == "worker" and child.pid is not None:
+            instance.write_record(worker_pid=child.pid, worker_pid_start=process_start(child.pid))
 
-    app = create_app(settings)
-    server = make_server(settings.host, settings.port, app, threaded=True)
-    worker = _start_worker(settings)
-    base = f"http://{settings.host}:{server.server_port}"
-    if instance is not None:
-        instance.write_record(
-            pid=os.getpid(),
-            pid_start=process_start(os.getpid()),
-            worker_pid=worker.pid,
-            worker_pid_start=process_start(worker.pid),
-            port=server.server_port,
-            url=base,
-            admin_token=token,
-            started_at=int(time.time()),
-        )
-        if not background:
-            ContextStore().save(Context(instance.name, base, token), make_current=True)
-    console.print(f"[bold green]mailproxy[/] running, data in {settings.data_path}")
-    console.print(f"  API:         {base}")
-    console.print(f"  Swagger UI:  {base}/docs")
-    console.print(f"  Admin token: {token}")
-    console.print(f"  Worker log:  {settings.data_path / 'logs' / 'worker.log'}")
-    console.print("Press Ctrl-C to stop.", highlight=False)
-    sys.stdout.flush()
+    supervisor = Supervisor(_children(settings), _say, remember)
 
     def _shutdown(signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        supervisor.stopping.set()
 
     signal.signal(signal.SIGINT, _shutdown)
     signal.signal(signal.SIGTERM, _shutdown)
     try:
-        server.serve_forever()
+        supervisor.start()
+        _wait_for_api(supervisor, base)
+        if instance is not None:
+            instance.write_record(
+                pid=os.getpid(),
+                pid_start=process_start(os.getpid()),
+                port=settings.port,
+                url=base,
+                admin_token=token,
+                started_at=int(time.time()),
+            )
+            if not background:
+                ContextStore().save(Context(instance.name, base, token), make_current=True)
+        logs = settings.data_path / "logs"
+        console.print(f"[bold green]mailproxy[/] running, data in {settings.data_path}")
+        console.print(f"  API:         {base}")
+        console.print(f"  Swagger UI:  {base}/docs")
+        console.print(f"  Admin token: {token}")
+        console.print(f"  Logs:        {logs} (api.log, worker.log, beat.log)")
+        console.print("Press Ctrl-C to stop.", highlight=False)
+        sys.stdout.flush()
+        supervisor.run()
     finally:
-        console.print("stopping worker...")
-        _stop_worker(worker)
+        console.print("stopping...")
+        sys.stdout.flush()
+        supervisor.stop()
         if instance is not None:
             instance.write_record(pid=None, worker_pid=None)
         console.print("stopped.")
+
+
+def _say(line: str) -> None:
+    console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", highlight=False)
+    sys.stdout.flush()
 
 
 @cli.command()

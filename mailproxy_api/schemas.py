@@ -473,8 +473,8 @@ class ReadySchema(OkSchema):
         keys=fields.String(),
         values=fields.String(),
         metadata={
-            "description": '`database` and `broker`: "ok", or what failed.',
-            "example": {"database": "ok", "broker": "ok"},
+            "description": '`database`, `broker` and `worker`: "ok", or what failed.',
+            "example": {"database": "ok", "broker": "ok", "worker": "ok"},
         },
     )
 

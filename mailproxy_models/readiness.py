@@ -1,4 +1,5 @@
-"""Readiness: does the database answer, does the broker accept a connection. Bounded in time.
+"""Readiness: does the database answer, does the broker accept a connection, is a worker
+taking tasks while messages are due. Bounded in time.
 
 Each check runs in a thread of its own and all of them together wait at most ``timeout``
 seconds: a server that never answers (a dropped packet, a full accept queue) makes the
@@ -14,6 +15,9 @@ from collections.abc import Callable
 
 from celery import Celery
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .worker_heartbeats import worker_state
 
 OK = "ok"
 DEFAULT_TIMEOUT = 2.0
@@ -39,6 +43,22 @@ def broker_check(app: Celery, timeout: float) -> Callable[[], None]:
     return check
 
 
+def worker_check(sessions: sessionmaker[Session], stale_seconds: float) -> Callable[[], None]:
+    """A check that fails when messages are due and no worker took a task recently."""
+
+    def check() -> None:
+        with sessions() as session:
+            state = worker_state(session, stale_seconds)
+        if not state.ok:
+            raise WorkerStale(state.detail)
+
+    return check
+
+
+class WorkerStale(Exception):
+    """No worker consumes while messages wait."""
+
+
 def run_checks(
     checks: dict[str, Callable[[], None]], timeout: float = DEFAULT_TIMEOUT
 ) -> dict[str, str]:
@@ -50,6 +70,8 @@ def run_checks(
         try:
             check()
             outcome = OK
+        except WorkerStale as exc:
+            outcome = str(exc)
         except Exception as exc:  # noqa: BLE001 - the failure is the answer
             outcome = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
         with lock:

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(
         15.0, description="Seconds between sweeper runs (finds due and abandoned messages)."
     )
+    ready_worker_stale_seconds: float = Field(
+        180.0,
+        gt=0,
+        description="`/ready` answers 503 when messages are due and no worker has taken a "
+        "task from the broker for this many seconds. Keep it above the sweep interval and "
+        "the longest delivery task.",
+    )
     retry_schedule: Annotated[list[int], NoDecode] = Field(
         [60, 300, 900, 3600, 7200],
         description="Delays in seconds before each retry after a temporary failure; "

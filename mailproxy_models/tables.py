@@ -15,4 +15,5 @@ from . import (  # noqa: F401
     suppression_list,
     suspensions,
     tenants,
+    worker_heartbeats,
 )

@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from celery import Celery
+from celery.signals import task_prerun
 
 from mailproxy_models.settings import Settings, get_settings
 from mailproxy_models.wakeups import (
@@ -21,6 +25,7 @@ from mailproxy_models.wakeups import (
 
 from .inbound_tasks import register_inbound_tasks
 from .report_tasks import register_report_tasks
+from .runtime import note_task_taken
 from .tasks import register_tasks
 from .worker_logging import install_worker_logging
 
@@ -67,6 +72,13 @@ def create_worker_app(settings: Settings) -> Celery:
     register_report_tasks(app)
     register_inbound_tasks(app)
     return app
+
+
+@task_prerun.connect
+def _heartbeat(sender: Any = None, **_: Any) -> None:
+    """Each task taken from the broker proves this worker consumes (see /ready)."""
+    request = getattr(sender, "request", None)
+    note_task_taken(getattr(request, "hostname", None) or f"pid-{os.getpid()}")
 
 
 app = create_worker_app(get_settings())

@@ -6,16 +6,23 @@ connection or an SMTP socket with their parent.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
+import time
 from dataclasses import dataclass
 
+from mailproxy_models.db import session_scope
 from mailproxy_models.instance import Instance, open_instance
 from mailproxy_models.settings import Settings, get_settings
+from mailproxy_models.worker_heartbeats import record_heartbeat
 
 from .attachment_cache import AttachmentCache
 from .attachments import AttachmentFetcher, FetchLimits
 from .smtp_pool import SmtpConnectionPool
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,3 +66,25 @@ def attachment_fetcher(settings: Settings) -> AttachmentFetcher:
         concurrency=settings.attachment_fetch_concurrency,
     )
     return AttachmentFetcher(limits, cache)
+
+
+# A heartbeat row is written at most this often per process (a fraction of the stale limit).
+HEARTBEAT_EVERY = 5.0
+_heartbeat_lock = threading.Lock()
+_last_heartbeat = 0.0
+
+
+def note_task_taken(worker: str) -> None:
+    """Record that this worker took a task (readiness reads it), at most every few seconds.
+    A failure is logged and never fails the task."""
+    global _last_heartbeat
+    every = min(HEARTBEAT_EVERY, get_settings().ready_worker_stale_seconds / 4)
+    with _heartbeat_lock:
+        if time.monotonic() - _last_heartbeat < every:
+            return
+        _last_heartbeat = time.monotonic()
+    try:
+        with session_scope(worker_runtime().instance.sessions) as session:
+            record_heartbeat(session, worker, os.getpid())
+    except Exception:  # noqa: BLE001 - a missed heartbeat must not cost a delivery
+        log.warning("could not record the worker heartbeat", exc_info=True)

@@ -12,7 +12,14 @@ from prometheus_client import generate_latest
 from prometheus_flask_exporter import PrometheusMetrics
 
 from mailproxy_models.instance import Instance
-from mailproxy_models.readiness import DEFAULT_TIMEOUT, OK, broker_check, check_database, run_checks
+from mailproxy_models.readiness import (
+    DEFAULT_TIMEOUT,
+    OK,
+    broker_check,
+    check_database,
+    run_checks,
+    worker_check,
+)
 
 from ..schemas import ReadySchema
 
@@ -24,17 +31,23 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 @blp.route("/ready", methods=["GET"])
 @blp.response(200, ReadySchema)
-@blp.alt_response(503, schema=ReadySchema, description="The database or the broker failed.")
+@blp.alt_response(
+    503,
+    schema=ReadySchema,
+    description="The database or the broker failed, or messages are due and no worker takes tasks.",
+)
 @blp.doc(security=[])
 def ready() -> Any:
     """Readiness: the database answers `SELECT 1` and the broker accepts a connection, each
-    within 2 s. 503 names what failed. Needs no token."""
+    within 2 s, and a worker has taken a task within `MAILPROXY_READY_WORKER_STALE_SECONDS`
+    (checked only while messages are due). 503 names what failed. Needs no token."""
     instance: Instance = current_app.extensions["mailproxy"]
     celery = current_app.extensions["mailproxy_celery"]
     checks = run_checks(
         {
             "database": lambda: check_database(instance.engine),
             "broker": broker_check(celery, DEFAULT_TIMEOUT),
+            "worker": worker_check(instance.sessions, instance.settings.ready_worker_stale_seconds),
         },
         DEFAULT_TIMEOUT,
     )
