@@ -83,6 +83,7 @@ def _bounce_facts(report: BounceReport, verp: tuple[VerpTag, ...], summary: str)
             enhanced_status=rcpt.status,
             details={
                 "bounce_type": rcpt.bounce_type,
+                "reason": rcpt.reason,
                 "recipient": rcpt.recipient,
                 "action": rcpt.action,
                 "remote_mta": rcpt.remote_mta,

@@ -23,6 +23,8 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
+from mailproxy_models.bounce_reasons import BounceReason, classify_reason, is_hard
+
 BounceType = Literal["hard", "soft"]
 
 
@@ -35,6 +37,7 @@ class BouncedRecipient:
     diagnostic: str | None  # what the server said, without "smtp;", at most 1000 chars
     remote_mta: str | None  # without "dns;"
     smtp_code: int | None  # three-digit reply code (550) when found
+    reason: str | None = None  # a BounceReason value; None for delivered / relayed / expanded
 
 
 @dataclass(frozen=True)
@@ -67,18 +70,15 @@ _ANGLE_ADDRESS_LINE = re.compile(r"<([^<>\s@]+@[^<>\s]+)>:?\s*(.*)")
 _STATUS = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
 _SMTP_CODE = re.compile(r"(?<![\w.])([245]\d\d)(?=[ \t:-]|$)", re.M)
 _TYPE_PREFIX = re.compile(r"^\s*[A-Za-z0-9-]+\s*;\s*")
-_SOFT_TEXT = re.compile(
-    r"temporar|try again later|mailbox (?:is )?full|over quota|quota exceeded|"
-    r"insufficient (?:system )?storage|greylist",
-    re.I,
-)
 _QUOTED_HEADER = re.compile(
     r"^[ \t>]*(X-Mailproxy-ID|X-Genro-Mail-ID|Message-ID)[ \t]*:[ \t]*(\S[^\n]*)$", re.I | re.M
 )
 # Readers stop here: what follows is the returned original, not the report.
 _COPY_MARKER = re.compile(
     r"^[ \t]*(?:-{2,}[ \t]*)?(?:Below this line is a copy of the message|"
-    r"This is a copy of the message|Original message headers:)",
+    r"This is a copy of the message|Original message headers:|Message headers follow|"
+    r"Unsent message follows|Original message follows|Original message\s*-{2,}|"
+    r"The original message (?:was|is|headers)|Returned message|Text of returned message)",
     re.I | re.M,
 )
 _AUTO_REPLY_SUBJECT = re.compile(
@@ -136,9 +136,17 @@ def _read_bounce(msg: Message, raw: bytes) -> BounceReport | None:
     plain = _read_plain(msg)
     if plain is not None:
         return _report(msg, *plain)
-    if not is_report and _has_auto_reply_marks(msg):
+    inline = _read_inline_fields(msg)
+    if inline:
+        return _report(msg, "rfc3464", inline, None)
+    if not is_report and _has_auto_reply_marks(msg) and not _sent_by_mail_system(msg):
         return None
-    failures = _read_flufl(raw)
+    senders = _senders(msg)
+    generic = _read_generic(msg, senders)
+    if generic:
+        return _report(msg, "text", generic, None)
+    # flufl.bounce also reports the original's sender on some formats: never that address.
+    failures = [f for f in _read_flufl(raw) if f.recipient not in senders]
     if failures:
         return _report(msg, "flufl", failures, None)
     if is_report:  # a DSN we could not read still names the original, which the caller needs
@@ -379,7 +387,7 @@ def _starts_recipient(name: str, fields: dict[str, list[str]]) -> bool:
 
 
 def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
-    address = _address(fields.get("final-recipient", "")) or _address(
+    address = usable_address(fields.get("final-recipient", "")) or usable_address(
         fields.get("original-recipient", "")
     )
     if not address:
@@ -387,27 +395,21 @@ def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
     diagnostic = _strip_type(fields.get("diagnostic-code", ""))
     status = _status(fields.get("status", "")) or _status(diagnostic or "")
     action = _action(fields.get("action", ""), status)
+    code = _smtp_code(diagnostic or "")
+    bounce_type, reason = _classify(action, status, code, diagnostic or "")
     return BouncedRecipient(
         recipient=address,
         action=action,
         status=status,
-        bounce_type=_classify(action, status),
+        bounce_type=bounce_type,
         diagnostic=_clip(diagnostic),
         remote_mta=_mta(fields.get("remote-mta", "")),
-        smtp_code=_smtp_code(diagnostic or ""),
+        smtp_code=code,
+        reason=reason,
     )
 
 
 # --- field values ------------------------------------------------------------------------
-
-
-def _address(value: str) -> str:
-    """ "rfc822; <Jane@Example.NET>" -> "jane@example.net"; "" when there is none."""
-    value = _TYPE_PREFIX.sub("", value, count=1).strip()
-    if "<" in value and ">" in value.split("<", 1)[1]:
-        value = value.split("<", 1)[1].split(">", 1)[0]
-    tokens = value.split()
-    return tokens[0].strip("<>\"'").lower() if tokens else ""
 
 
 def _strip_type(value: str) -> str | None:
@@ -442,16 +444,17 @@ def _action(value: str, status: str | None) -> str:
 
 def _classify(
     action: str, status: str | None, smtp_code: int | None = None, text: str = ""
-) -> BounceType | None:
-    """Status class first, then the SMTP code, then soft-sounding text, then the action."""
+) -> tuple[BounceType | None, str | None]:
+    """Hard or soft and the reason: the reason decides, never the status class alone."""
     if action not in ("failed", "delayed"):
-        return None
-    evidence = (status or "")[:1] or str(smtp_code or "")[:1]
-    if evidence in ("4", "5"):
-        return "soft" if evidence == "4" else "hard"
-    if _SOFT_TEXT.search(text) or action == "delayed":
-        return "soft"
-    return "hard"
+        return None, None
+    reason = classify_reason(smtp_code, status, text)
+    if reason in (BounceReason.UNDETERMINED, BounceReason.DELIVERED) and (
+        (status or str(smtp_code or ""))[:1] == "4" or action == "delayed"
+    ):
+        # A temporary failure the server gave up on: its queue expired.
+        reason = BounceReason.EXPIRED
+    return ("hard" if is_hard(reason, action) else "soft"), reason.value
 
 
 def _clip(text: str | None) -> str | None:
@@ -475,14 +478,16 @@ def _plain_recipient(
     """A recipient read from human text: codes and classification come from that text."""
     status = _status(text)
     code = _smtp_code(text)
+    bounce_type, reason = _classify(action, status, code, text)
     return BouncedRecipient(
         recipient=address.strip("<>").lower(),
         action=action,
         status=status,
-        bounce_type=_classify(action, status, code, text),
+        bounce_type=bounce_type,
         diagnostic=_clip(text),
         remote_mta=remote_mta,
         smtp_code=code,
+        reason=reason,
     )
 
 
@@ -676,6 +681,146 @@ def _read_plain(msg: Message) -> tuple[str, list[BouncedRecipient], str | None] 
     return None
 
 
+# --- any other text ----------------------------------------------------------------------
+
+_FIELD_LINE = re.compile(r"^[ \t]*(?:Final|Original)-Recipient[ \t]*:", re.I | re.M)
+# Where the report says which recipient failed; the address follows.
+_NAMED_RECIPIENT = re.compile(
+    r"(?:RCPT TO:?|delivering your mail to|following (?:recipient|address)e?s?:?|"
+    r"could not be delivered to|delivery to|failed to|recipient:?|unknown user:?)"
+    r"\s*<?(" + _ADDRESS.pattern + ")",
+    re.I,
+)
+_MAX_GENERIC_RECIPIENTS = 20
+
+
+def _sent_by_mail_system(msg: Message) -> bool:
+    """A mailer-daemon's From or a bounce's Subject: a bounce, whatever else it says."""
+    return bool(
+        _BOUNCE_SENDER.search(_header(msg, "from"))
+        or _BOUNCE_SUBJECT.search(_header(msg, "subject"))
+    )
+
+
+def _report_text(msg: Message) -> str:
+    return _COPY_MARKER.split(_human_text(msg)[:_MAX_REPORT_TEXT], maxsplit=1)[0]
+
+
+def _read_inline_fields(msg: Message) -> list[BouncedRecipient]:
+    """Delivery-status fields written into the text of the bounce rather than a part of
+    their own (Amazon WorkMail, some gateways)."""
+    text = _report_text(msg)
+    if not _FIELD_LINE.search(text):
+        return []
+    found = (_dsn_recipient(fields) for fields in _field_blocks(text))
+    return [recipient for recipient in found if recipient is not None]
+
+
+def _senders(msg: Message) -> frozenset[str]:
+    """Addresses that never failed: whoever sent the original, and the bounce's own ends."""
+    values = [_header(msg, name) for name in ("from", "to", "reply-to", "sender")]
+    try:
+        original = _original_headers(msg)
+    except Exception:  # a broken original leaves the bounce's own headers
+        original = []
+    names = ("from", "sender", "return-path", "reply-to")
+    values += [value for name, value in original if name.strip().lower() in names]
+    return frozenset(usable_address(a) for _, a in getaddresses(values) if usable_address(a))
+
+
+def _original_recipients(msg: Message, senders: frozenset[str]) -> list[str]:
+    try:
+        original = _original_headers(msg)
+    except Exception:  # a broken original names nobody
+        return []
+    values = [value for name, value in original if name.strip().lower() in ("to", "cc")]
+    found = (usable_address(a) for _, a in getaddresses(values))
+    return list(dict.fromkeys(a for a in found if a and a not in senders))
+
+
+def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipient]:
+    """Any other bounce: the addresses its report names (not the sender's), each with the
+    lines from its first mention on; when it names none, the returned original's To."""
+    text = _report_text(msg)
+    named = [usable_address(m.group(1)) for m in _NAMED_RECIPIENT.finditer(text)]
+    mentioned = [usable_address(a) for a in _ADDRESS.findall(text)]
+    original = _original_recipients(msg, senders)
+    candidates = [a for a in dict.fromkeys(named or mentioned) if a and a not in senders]
+    if original and not named:
+        candidates = [a for a in candidates if a in original] or candidates
+    if not candidates and _has_failure_words(text):
+        candidates = original
+    candidates = candidates[:_MAX_GENERIC_RECIPIENTS]
+    lowered = text.lower()
+    starts = sorted((max(lowered.find(a), 0), a) for a in candidates)
+    result = []
+    for index, (start, address) in enumerate(starts):
+        end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
+        segment = text[start:end] if end > start else text[start:]
+        if not _has_failure_words(segment):
+            segment = text
+        result.append(_plain_recipient(address, _diagnostic_lines(segment), None, _action_of(text)))
+    return result
+
+
+_FAILURE_WORDS = re.compile(
+    r"\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b|fail|error|unknown|not |unable|could ?n.t|"
+    r"can.t|denied|refused|rejected|invalid|exceeded|full|expired|timed? ?out",
+    re.I,
+)
+_DELAY_WORDS = re.compile(
+    r"will (?:be retried|continue trying|keep trying)|still trying|has been delayed|"
+    r"this is (?:only )?a warning|delivery (?:is )?delayed",
+    re.I,
+)
+
+
+def _has_failure_words(text: str) -> bool:
+    return bool(_FAILURE_WORDS.search(text))
+
+
+def _action_of(text: str) -> str:
+    return "delayed" if _DELAY_WORDS.search(text) else "failed"
+
+
+def _diagnostic_lines(segment: str) -> str:
+    lines = [line.strip() for line in segment.splitlines() if line.strip()]
+    return " ".join(lines)[:_MAX_DIAGNOSTIC]
+
+
+def usable_address(value: str) -> str:
+    """The mailbox a recipient field names, lowercased; "" when it names none.
+
+    Not addresses: pipes and paths (``|/usr/bin/x``, ``/var/spool/x``), bare or routed
+    domains (``@mx.example.org``), a domain without a dot. A quoted local part keeps its
+    quotes: ``"jane doe"@example.net``.
+    """
+    value = _TYPE_PREFIX.sub("", value or "", count=1).strip()
+    if "<" in value and ">" in value.split("<", 1)[1]:
+        value = value.split("<", 1)[1].split(">", 1)[0].strip()
+    if value.startswith('"'):
+        closing = value.find('"', 1)
+        if closing < 0:
+            return ""
+        local, rest = value[: closing + 1], value[closing + 1 :]
+        if not rest.startswith("@"):
+            return ""
+        domain = rest[1:].split()[0] if rest[1:].split() else ""
+    else:
+        token = value.split()[0] if value.split() else ""
+        token = token.strip("'\"").rstrip(".,;:")
+        local, _, domain = token.rpartition("@")
+    domain = domain.rstrip(".,;:>)").lower()
+    if not local or local[0] in "|/" or "@" in local.strip('"') or ":" in local.strip('"'):
+        return ""
+    if "." not in domain or not _DOMAIN.match(domain):
+        return ""
+    return f"{local.lower()}@{domain}"
+
+
+_DOMAIN = re.compile(r"^(?:[\w-]+\.)+[\w-]+$")
+
+
 # --- fallback ----------------------------------------------------------------------------
 
 
@@ -700,8 +845,13 @@ def _read_flufl(raw: bytes) -> list[BouncedRecipient]:
         temporary, permanent = all_failures(_for_flufl(raw))
     except Exception:  # its heuristics are not written for hostile input
         return []
-    hard = sorted({_address(a.decode("utf-8", "replace")) for a in permanent} - {""})
-    soft = sorted({_address(a.decode("utf-8", "replace")) for a in temporary} - {""} - set(hard))
-    return [BouncedRecipient(a, "failed", None, "hard", None, None, None) for a in hard] + [
-        BouncedRecipient(a, "delayed", None, "soft", None, None, None) for a in soft
-    ]
+    hard = sorted({usable_address(a.decode("utf-8", "replace")) for a in permanent} - {""})
+    soft = sorted(
+        {usable_address(a.decode("utf-8", "replace")) for a in temporary} - {""} - set(hard)
+    )
+    # flufl.bounce names addresses only: without the server's words the reason is unknown,
+    # and an unknown reason never suppresses at once.
+    unknown = BounceReason.UNDETERMINED.value
+    return [
+        BouncedRecipient(a, "failed", None, "soft", None, None, None, unknown) for a in hard
+    ] + [BouncedRecipient(a, "delayed", None, "soft", None, None, None, unknown) for a in soft]
