@@ -197,7 +197,7 @@ _BY_STATUS: dict[str, BounceReason] = {
     "1.8": BounceReason.SENDER_REJECTED,
     "1.9": BounceReason.SYSTEM_ERROR,
     "1.10": BounceReason.NOT_ACCEPTING_MAIL,
-    "2.1": BounceReason.SUSPENDED,
+    "2.1": BounceReason.FILTERED,
     "2.2": BounceReason.MAILBOX_FULL,
     "2.3": BounceReason.EXCEEDED_LIMIT,
     "2.4": BounceReason.FILTERED,
@@ -267,9 +267,11 @@ _BY_TEMPORARY_STATUS: dict[str, BounceReason] = {
     "7.1": BounceReason.BLOCKED,
     "7.2": BounceReason.BLOCKED,
 }
-# Codes a text match must not override: they name one precise condition.
-_DEFINITE_STATUS = frozenset(
-    {"1.2", "1.6", "1.10", "2.2", "3.4", "7.13", "7.25", "7.26", "7.27", "7.20", "7.23"}
+# Codes too general to name a reason when the text names one: the text decides for those;
+# every other code of the table decides by itself.
+_VAGUE_STATUS = frozenset(
+    {"0.0", "1.0", "1.1", "1.3", "1.10", "2.0", "2.1", "3.0", "4.0", "4.1", "4.4", "4.7"}
+    | {"5.0", "5.4", "7.0", "7.1"}
 )
 
 
@@ -281,6 +283,70 @@ def _words(*patterns: str) -> re.Pattern[str]:
 # a phrase seen in real bounces; order matters where one text holds two phrases (a spam
 # block that names the mailbox).
 _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
+    # Phrases that also hold words of a broader reason below ("blocked", "does not exist").
+    (
+        BounceReason.NOT_COMPLIANT_RFC,
+        _words(
+            r"multiple addresses in from",
+            r"\brfc ?(?:5322|2822|822)\b",
+            r"not (?:rfc|standards?)[ -]compliant",
+            r"non-?compliant",
+            r"duplicate (?:header|message-id)",
+        ),
+    ),
+    (
+        BounceReason.POLICY_VIOLATION,
+        _words(
+            r"content presents a potential",
+            r"protocol violation",
+            r"denied by policy",
+            r"header error",
+        ),
+    ),
+    (
+        BounceReason.SECURITY_ERROR,
+        _words(r"unauthenticated senders", r"authentication required", r"authrequired"),
+    ),
+    (
+        BounceReason.SENDER_REJECTED,
+        _words(
+            r"sender was rejected",
+            r"purported responsible address",
+            r"provide a valid from",
+            r"sender address rejected",
+            r"(?:invalid|bad|unknown) sender",
+            r"domain of sender address",
+        ),
+    ),
+    (
+        BounceReason.BLOCKED,
+        _words(r"refused to talk to me", r"my name was rejected", r"relay quota"),
+    ),
+    (
+        BounceReason.NETWORK_ERROR,
+        _words(
+            r"host not found, try again",
+            r"unexpected name server reply",
+            r"dns query failed",
+            r"network error",
+            r"able to establish an smtp connection",
+            r"too many hops",
+            r"mail (?:for \S+ )?loops back",
+        ),
+    ),
+    (
+        BounceReason.HOST_UNKNOWN,
+        _words(
+            r"domain (?:name )?(?:does not exist|not found)",
+            r"unrouteable address",
+            r"host or domain name not found",
+            r"domain is not reachable",
+        ),
+    ),
+    (
+        BounceReason.TOO_MANY_CONNECTIONS,
+        _words(r"connection rate limit", r"too many (?:connections|concurrent|sessions)"),
+    ),
     (
         BounceReason.VIRUS_DETECTED,
         _words(r"virus", r"malware", r"infected", r"\btrojan", r"banned attachment"),
@@ -299,6 +365,10 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"unresolvable (?:ip|address|host)",
             r"host ?name.* (?:is not|isn.t) (?:valid|resolvable)",
             r"reverse .* mismatch",
+            r"\brdns\b",
+            r"unverifi?(?:y|i)able sending ips?",
+            r"mismatches client ip",
+            r"ip name lookup failed",
         ),
     ),
     (
@@ -308,6 +378,8 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"(?:fail|reject).*\bspf\b",
             r"\bdkim\b.*(?:fail|invalid|not pass|no valid)",
             r"\bdmarc\b",
+            r"\bspf record",
+            r"bad spf",
             r"sender policy framework",
             r"does not pass (?:spf|dkim|dmarc)",
             r"authentication (?:checks? )?failed",
@@ -341,7 +413,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     (
         BounceReason.TOO_MANY_CONNECTIONS,
         _words(
-            r"too many (?:connections|concurrent|simultaneous|sessions|recipients|hops)",
+            r"too many (?:simultaneous|recipients)",
             r"connection limit",
             r"max(?:imum)? (?:number of )?connections",
             r"too many errors",
@@ -352,6 +424,15 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         _words(r"has moved", r"address (?:has )?changed", r"no longer (?:in use|at this address)"),
     ),
     (
+        BounceReason.SYSTEM_FULL,
+        _words(
+            r"system (?:is )?full",
+            r"(?:disk|file ?system) (?:is )?full",
+            r"out of storage",
+            r"insufficient (?:disk space|system storage)",
+        ),
+    ),
+    (
         BounceReason.MAILBOX_FULL,
         _words(
             r"mailbox (?:is )?full",
@@ -360,7 +441,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"quota (?:exceeded|full|violation|is full|limit)",
             r"exceed(?:ed|s)? (?:the |their |his |her |its )?(?:storage|mailbox|disk|quota)",
             r"(?:storage|disk) (?:quota|space|allocation) (?:exceeded|full)",
-            r"insufficient (?:disk space|storage|system storage)",
+            r"insufficient storage",
             r"mailbox size limit",
             r"mail ?box.{0,30}(?:is )?full",
             r"user.{0,20} (?:is )?over.{0,10}quota",
@@ -382,6 +463,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"exceeds? (?:the )?(?:maximum )?(?:allowed )?(?:message )?size",
             r"size limit",
             r"message length exceeds",
+            r"line limit exceeded",
             r"too large",
             r"maximum (?:message )?size",
             r"size exceeds",
@@ -402,6 +484,8 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"scored too high",
             r"looks like spam",
             r"detected as spam",
+            r"blacklisted url",
+            r"\buribl\b",
             r"spam score",
         ),
     ),
@@ -430,7 +514,6 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"does not exist",
             r"not (?:a )?(?:valid|known) (?:user|recipient|mailbox|address)",
             r"(?:invalid|unknown|bad) (?:recipient|mailbox|user|address|destination address)",
-            r"recipient (?:address )?rejected",
             r"user (?:not|is not) (?:found|known|listed)",
             r"(?:mailbox|user|recipient|address|account) (?:is )?(?:not found|not listed)",
             r"mailbox unavailable",
@@ -439,8 +522,9 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"couldn.t be found",
             r"not our customer",
             r"no valid recipients",
-            r"unrouteable address",
             r"unknown address",
+            r"user not exist",
+            r"delivery userid",
             r"addressee unknown",
             r"account (?:does not exist|not found|unavailable)",
             r"no account",
@@ -496,6 +580,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"no relaying",
             r"relaying (?:denied|disallowed|to)",
             r"not a gateway",
+            r"address is not verified",
             r"is not configured to relay",
         ),
     ),
@@ -535,13 +620,9 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         BounceReason.SENDER_REJECTED,
         _words(
             r"sender (?:address )?(?:rejected|refused|denied|unknown|invalid|verify failed)",
-            r"(?:invalid|bad|unknown) sender",
             r"domain of sender",
             r"sender domain",
-            r"return path",
-            r"mail from",
             r"envelope sender",
-            r"from address",
         ),
     ),
     (
@@ -558,6 +639,8 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"delivery time expired",
             r"(?:delivery|message) expired",
             r"giving up",
+            r"hosts have been failing",
+            r"failed \d+ attempts",
             r"could not be delivered for \d",
             r"has not been delivered for",
             r"expired",
@@ -589,10 +672,6 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         _words(r"starttls", r"\btls\b.*(?:required|fail|handshake)"),
     ),
     (
-        BounceReason.SYSTEM_FULL,
-        _words(r"system (?:is )?full", r"(?:disk|file ?system) (?:is )?full", r"out of storage"),
-    ),
-    (
         BounceReason.CONTENT_ERROR,
         _words(
             r"content",
@@ -619,7 +698,13 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     ),
     (
         BounceReason.SYNTAX_ERROR,
-        _words(r"syntax error", r"command unrecognized", r"bad sequence", r"unrecognized command"),
+        _words(
+            r"syntax error",
+            r"command unrecognized",
+            r"bad sequence",
+            r"unrecognized command",
+            r"not implemented",
+        ),
     ),
     (
         BounceReason.SYSTEM_ERROR,
@@ -633,6 +718,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"try again later",
             r"resources",
             r"configuration error",
+            r"transaction failed",
             r"misconfigur",
         ),
     ),
@@ -640,13 +726,51 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
 
 
 def classify_reason(
-    smtp_code: int | None, enhanced_status: str | None, text: str | None
+    smtp_code: int | None,
+    enhanced_status: str | None,
+    text: str | None,
+    command: str | None = None,
 ) -> BounceReason:
-    """The reason of one failure from the reply code, the enhanced status and the text.
+    """The reason of one failure from the reply code, the enhanced status, the text and,
+    when known, the SMTP command that was refused (RCPT, DATA, MAIL).
 
-    A precise status code decides; otherwise the first phrase of the text that names a
-    reason; otherwise the status code's subject; otherwise UNDETERMINED. Never raises.
+    A mailbox that "does not exist" once the message was sent (at DATA) passed RCPT: it
+    exists and a filter refused the mail. At MAIL, it is the sender that was refused.
     """
+    reason = _classify(smtp_code, enhanced_status, text)
+    stage = (command or "").strip().upper()
+    mailbox_status = _status_detail(enhanced_status) in ("2.0", "2.1", "2.4", "1.4")
+    if reason is BounceReason.USER_UNKNOWN and (
+        stage == "DATA" or (mailbox_status and stage != "RCPT")
+    ):
+        # A mailbox status ("disabled", "list problem") with a "user unknown": a filter.
+        return BounceReason.FILTERED
+    if reason is BounceReason.USER_UNKNOWN and stage == "MAIL":
+        return BounceReason.SENDER_REJECTED
+    return reason
+
+
+def refused_command(text: str) -> str | None:
+    """The SMTP command a server's refusal answered, as the bounce text tells it."""
+    found = _COMMAND.search(text or "")
+    if found is None:
+        return None
+    word = found.group(1).upper()
+    return (
+        "DATA" if word in ("DATA", "END OF DATA") else "RCPT" if word.startswith("RCPT") else "MAIL"
+    )
+
+
+_COMMAND = re.compile(
+    r"(?:after|in reply to|>>>|smtp command:?)[\s-]*"
+    r"(end of data|data|rcpt(?: to)?|mail(?: from)?)\b",
+    re.I,
+)
+
+
+def _classify(smtp_code: int | None, enhanced_status: str | None, text: str | None) -> BounceReason:
+    """A precise status code decides; otherwise the first phrase of the text that names a
+    reason; otherwise the status code's subject; otherwise UNDETERMINED. Never raises."""
     status = _status_detail(enhanced_status)
     temporary = (enhanced_status or "").startswith("4") or str(smtp_code or "").startswith("4")
     by_status = None
@@ -654,7 +778,7 @@ def classify_reason(
         by_status = (_BY_TEMPORARY_STATUS.get(status) if temporary else None) or _BY_STATUS.get(
             status
         )
-        if status in _DEFINITE_STATUS and by_status is not None:
+        if status not in _VAGUE_STATUS and by_status is not None:
             return by_status
     by_text = reason_from_text(text or "")
     if by_text is not None:

@@ -14,7 +14,7 @@ import html
 import quopri
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import message_from_bytes, message_from_string, policy
 from email.header import decode_header, make_header
 from email.message import Message
@@ -23,7 +23,14 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
-from mailproxy_models.bounce_reasons import BounceReason, classify_reason, is_hard
+from mailproxy_models.bounce_reasons import (
+    REASONS,
+    BounceReason,
+    classify_reason,
+    is_hard,
+    reason_from_text,
+    refused_command,
+)
 
 BounceType = Literal["hard", "soft"]
 
@@ -127,6 +134,8 @@ def _read_bounce(msg: Message, raw: bytes) -> BounceReport | None:
     flufl.bounce; a DSN nobody could read still yields its returned original's ids."""
     if _has_header(msg, "x-ricevuta") or _has_header(msg, "x-trasporto"):
         return None  # PEC receipts have their own reader
+    if _is_feedback_report(msg):
+        return None  # a complaint (ARF) about a delivered message, not a failure
     dsn = _read_dsn(msg)
     if dsn is not None and dsn[0]:
         return _report(msg, "rfc3464", dsn[0], dsn[1])
@@ -158,7 +167,57 @@ def _report(
     msg: Message, fmt: str, recipients: list[BouncedRecipient], reporting_mta: str | None
 ) -> BounceReport:
     ids, message_id = _correlation(msg)
+    recipients = _with_refused_command(msg, _with_text_reason(msg, recipients))
     return BounceReport(fmt, tuple(recipients), ids, message_id, reporting_mta)
+
+
+def _with_text_reason(msg: Message, recipients: list[BouncedRecipient]) -> list[BouncedRecipient]:
+    """A recipient whose report gives no words of the server (an empty Diagnostic-Code): the
+    human text of the bounce may say why."""
+    vague = (BounceReason.UNDETERMINED.value, BounceReason.EXPIRED.value)
+    if not any(r.reason in vague and not r.diagnostic for r in recipients):
+        return recipients
+    text = _report_text(msg)
+    result = []
+    for rcpt in recipients:
+        if rcpt.reason in vague and not rcpt.diagnostic:
+            found = reason_from_text(_around(text, rcpt.recipient))
+            if found is not None and REASONS[found].failure:
+                bounce_type = "hard" if is_hard(found, rcpt.action) else "soft"
+                rcpt = replace(rcpt, reason=found.value, bounce_type=bounce_type)
+        result.append(rcpt)
+    return result
+
+
+def _around(text: str, address: str) -> str:
+    """The lines of the text from the address's first mention on, else the whole text."""
+    start = text.lower().find(address.lower())
+    return text[start:] if start >= 0 else text
+
+
+def _with_refused_command(
+    msg: Message, recipients: list[BouncedRecipient]
+) -> list[BouncedRecipient]:
+    """A "user unknown" whose diagnostic does not say which command it answered: the
+    bounce's text may (a session transcript, "after end of data")."""
+    unknown = BounceReason.USER_UNKNOWN.value
+    if not any(r.reason in (unknown, BounceReason.FILTERED.value) for r in recipients):
+        return recipients
+    unknown_filtered = BounceReason.FILTERED.value
+    command = refused_command(_report_text(msg))
+    if command is None:
+        return recipients
+    result = []
+    for rcpt in recipients:
+        if (
+            rcpt.reason in (unknown, unknown_filtered)
+            and refused_command(rcpt.diagnostic or "") is None
+        ):
+            reason = classify_reason(rcpt.smtp_code, rcpt.status, rcpt.diagnostic, command)
+            bounce_type = "hard" if is_hard(reason, rcpt.action) else "soft"
+            rcpt = replace(rcpt, reason=reason.value, bounce_type=bounce_type)
+        result.append(rcpt)
+    return result
 
 
 # --- message structure -------------------------------------------------------------------
@@ -245,6 +304,13 @@ def _is_delivery_report(msg: Message) -> bool:
     return msg.get_content_type() == "multipart/report" and (
         isinstance(report_type, str) and report_type.strip().lower() == "delivery-status"
     )
+
+
+def _is_feedback_report(msg: Message) -> bool:
+    report_type = msg.get_param("report-type")
+    if isinstance(report_type, str) and report_type.strip().lower() == "feedback-report":
+        return True
+    return any(p.get_content_type() == "message/feedback-report" for p in _parts(msg))
 
 
 def _looks_automated(msg: Message) -> bool:
@@ -448,7 +514,7 @@ def _classify(
     """Hard or soft and the reason: the reason decides, never the status class alone."""
     if action not in ("failed", "delayed"):
         return None, None
-    reason = classify_reason(smtp_code, status, text)
+    reason = classify_reason(smtp_code, status, text, refused_command(text))
     if reason in (BounceReason.UNDETERMINED, BounceReason.DELIVERED) and (
         (status or str(smtp_code or ""))[:1] == "4" or action == "delayed"
     ):
@@ -597,10 +663,14 @@ _GMAIL_DELAYED = re.compile(
     r"Delivery to the following recipients? has been delayed:)\s*<?(" + _ADDRESS.pattern + ")",
     re.I,
 )
+# The server's words follow on the next lines, or on the same line in older Gmail bounces.
 _GMAIL_RESPONSE = re.compile(
     r"(?:The response from the remote server was|The error that the other server returned was|"
-    r"The response was):[ \t]*\n(.+?)(?:\n[ \t]*\n|\Z)",
+    r"The response was):[ \t]*\n?(.+?)(?:\n[ \t]*\n|\Z)",
     re.S | re.I,
+)
+_GMAIL_DETAILS = re.compile(
+    r"Technical details of (?:permanent|temporary) failure:\s*(.+?)(?:\n[ \t]*\n|\Z)", re.S | re.I
 )
 _GMAIL_HOST = re.compile(
     r"\bby ([\w-]+(?:\.[\w-]+)+)\.? \[|\[([\w-]+(?:\.[\w-]+)+)\.? [\d.:a-fA-F]+[:\]]"
@@ -613,7 +683,7 @@ def _read_gmail(text: str) -> list[BouncedRecipient]:
     found, action = (failed, "failed") if failed else (delayed, "delayed")
     if found is None:
         return []
-    response = _first_group(_GMAIL_RESPONSE, text) or ""
+    response = _first_group(_GMAIL_RESPONSE, text) or _first_group(_GMAIL_DETAILS, text) or ""
     host = _GMAIL_HOST.search(text)
     remote_mta = (host.group(1) or host.group(2)) if host else None
     return [_plain_recipient(found.group(1), response, remote_mta, action)]
