@@ -49,7 +49,7 @@ class BouncedRecipient:
 
 @dataclass(frozen=True)
 class BounceReport:
-    format: str  # rfc3464 | exchange | gmail | yahoo | postfix | exim | qmail | flufl
+    format: str  # rfc3464 | exchange | gmail | yahoo | postfix | exim | qmail | text | flufl
     recipients: tuple[BouncedRecipient, ...]
     correlation_ids: tuple[str, ...]  # X-Mailproxy-ID / X-Genro-Mail-ID of the original
     original_message_id: str | None  # Message-ID of the returned original
@@ -183,8 +183,7 @@ def _with_text_reason(msg: Message, recipients: list[BouncedRecipient]) -> list[
         if rcpt.reason in vague and not rcpt.diagnostic:
             found = reason_from_text(_around(text, rcpt.recipient))
             if found is not None and REASONS[found].failure:
-                bounce_type = "hard" if is_hard(found, rcpt.action) else "soft"
-                rcpt = replace(rcpt, reason=found.value, bounce_type=bounce_type)
+                rcpt = replace(rcpt, reason=found.value, bounce_type=_type_of(found, rcpt.action))
         result.append(rcpt)
     return result
 
@@ -214,8 +213,7 @@ def _with_refused_command(
             and refused_command(rcpt.diagnostic or "") is None
         ):
             reason = classify_reason(rcpt.smtp_code, rcpt.status, rcpt.diagnostic, command)
-            bounce_type = "hard" if is_hard(reason, rcpt.action) else "soft"
-            rcpt = replace(rcpt, reason=reason.value, bounce_type=bounce_type)
+            rcpt = replace(rcpt, reason=reason.value, bounce_type=_type_of(reason, rcpt.action))
         result.append(rcpt)
     return result
 
@@ -520,7 +518,11 @@ def _classify(
     ):
         # A temporary failure the server gave up on: its queue expired.
         reason = BounceReason.EXPIRED
-    return ("hard" if is_hard(reason, action) else "soft"), reason.value
+    return _type_of(reason, action), reason.value
+
+
+def _type_of(reason: BounceReason, action: str) -> BounceType:
+    return "hard" if is_hard(reason, action) else "soft"
 
 
 def _clip(text: str | None) -> str | None:
