@@ -263,6 +263,7 @@ _BY_STATUS: dict[str, BounceReason] = {
 # A 4.x.x status differs from its 5.x.x twin for a few codes only.
 _BY_TEMPORARY_STATUS: dict[str, BounceReason] = {
     "2.1": BounceReason.SUSPENDED,
+    "3.2": BounceReason.SYSTEM_ERROR,  # busy for now, not a domain that takes no mail
     "4.4": BounceReason.NETWORK_ERROR,
     "7.1": BounceReason.BLOCKED,
     "7.2": BounceReason.BLOCKED,
@@ -270,7 +271,7 @@ _BY_TEMPORARY_STATUS: dict[str, BounceReason] = {
 # Codes too general to name a reason when the text names one: the text decides for those;
 # every other code of the table decides by itself.
 _VAGUE_STATUS = frozenset(
-    {"0.0", "1.0", "1.1", "1.3", "1.10", "2.0", "2.1", "3.0", "4.0", "4.1", "4.4", "4.7"}
+    {"0.0", "1.0", "1.1", "1.3", "1.10", "2.0", "2.1", "3.0", "3.2", "4.0", "4.1", "4.4", "4.7"}
     | {"5.0", "5.4", "7.0", "7.1"}
 )
 
@@ -805,3 +806,18 @@ def _status_detail(enhanced_status: str | None) -> str | None:
     if len(parts) != 3 or not all(p.isdigit() for p in parts) or parts[0] not in "245":
         return None
     return f"{int(parts[1])}.{int(parts[2])}"
+
+
+def reasons_markdown() -> str:
+    """The table as docs/bounces.md shows it (a test keeps the two the same)."""
+    lines = [
+        "| reason | meaning | hard | suppression | sisimai |",
+        "|---|---|---|---|---|",
+    ]
+    for reason, rule in REASONS.items():
+        hard = "hard" if rule.hard else ("soft" if rule.failure else "not a failure")
+        lines.append(
+            f"| `{reason.value}` | {rule.meaning} | {hard} | {rule.suppression.value} "
+            f"| `{rule.sisimai}` |"
+        )
+    return "\n".join(lines) + "\n"

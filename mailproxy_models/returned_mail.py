@@ -66,3 +66,13 @@ def fold_event(summary: dict[str, Any], event: MessageEvent) -> None:
         summary["pec_error"] = (
             details.get("error_detail") or details.get("error") or (event.description)
         )
+
+
+def returned_mail_of(events: list[MessageEvent]) -> dict[str, Any]:
+    """The same summary from a message's events already loaded."""
+    summary = dict(EMPTY)
+    ordered = sorted(events, key=lambda e: (e.ts, e.pk or 0))
+    for event in ordered:
+        if event.kind in _KINDS:
+            fold_event(summary, event)
+    return summary
