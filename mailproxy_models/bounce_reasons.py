@@ -740,9 +740,11 @@ def classify_reason(
     """
     reason = _classify(smtp_code, enhanced_status, text)
     stage = (command or "").strip().upper()
-    mailbox_status = _status_detail(enhanced_status) in ("2.0", "2.1", "2.4", "1.4")
+    detail = _status_detail(enhanced_status)
+    mailbox_status = detail in ("2.0", "2.1", "2.4", "1.4")
+    # An explicit 5.1.1 ("bad destination mailbox") keeps its meaning at any stage.
     if reason is BounceReason.USER_UNKNOWN and (
-        stage == "DATA" or (mailbox_status and stage != "RCPT")
+        (stage == "DATA" and detail != "1.1") or (mailbox_status and stage != "RCPT")
     ):
         # A mailbox status ("disabled", "list problem") with a "user unknown": a filter.
         return BounceReason.FILTERED
@@ -763,7 +765,7 @@ def refused_command(text: str) -> str | None:
 
 
 _COMMAND = re.compile(
-    r"(?:after|in reply to|>>>|smtp command:?)[\s-]*"
+    r"(?:after|in reply to|>>>|smtp command:?|did not like our)[\s-]*"
     r"(end of data|data|rcpt(?: to)?|mail(?: from)?)\b",
     re.I,
 )

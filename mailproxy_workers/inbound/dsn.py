@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import json
 import quopri
 import re
 from collections.abc import Callable, Iterator
@@ -49,7 +50,7 @@ class BouncedRecipient:
 
 @dataclass(frozen=True)
 class BounceReport:
-    format: str  # rfc3464 | exchange | gmail | yahoo | postfix | exim | qmail | text | flufl
+    format: str  # rfc3464 | exchange | gmail | yahoo | postfix | exim | qmail | ses | text | flufl
     recipients: tuple[BouncedRecipient, ...]
     correlation_ids: tuple[str, ...]  # X-Mailproxy-ID / X-Genro-Mail-ID of the original
     original_message_id: str | None  # Message-ID of the returned original
@@ -85,7 +86,7 @@ _COPY_MARKER = re.compile(
     r"^[ \t]*(?:-{2,}[ \t]*)?(?:Below this line is a copy of the message|"
     r"This is a copy of the message|Original message headers:|Message headers follow|"
     r"Unsent message follows|Original message follows|Original message\s*-{2,}|"
-    r"The original message (?:was|is|headers)|Returned message|Text of returned message)",
+    r"The original message (?:follows|headers)|Returned message|Text of returned message)",
     re.I | re.M,
 )
 _AUTO_REPLY_SUBJECT = re.compile(
@@ -94,7 +95,7 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"r[ée]ponse automatique|absence du bureau|fuera de la oficina|respuesta autom[áa]tica",
     re.I,
 )
-_BOUNCE_SENDER = re.compile(r"(?:mailer-daemon|postmaster|microsoftexchange[0-9a-f]*)@", re.I)
+_BOUNCE_SENDER = re.compile(r"(?:mailer-daemon|post_?master|microsoftexchange[0-9a-f]*)@", re.I)
 # Anchored: a human "Re: ... undeliverable?" thread is not a bounce.
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(?:undeliver|undelivered mail|delivery status notification|delivery failure|"
@@ -139,6 +140,9 @@ def _read_bounce(msg: Message, raw: bytes) -> BounceReport | None:
     dsn = _read_dsn(msg)
     if dsn is not None and dsn[0]:
         return _report(msg, "rfc3464", dsn[0], dsn[1])
+    notification = _read_ses_notification(msg)
+    if notification is not None:
+        return _report(msg, "ses", notification, None) if notification else None
     is_report = dsn is not None or _is_delivery_report(msg)
     if not is_report and not _looks_automated(msg):
         return None
@@ -751,6 +755,44 @@ def _read_plain(msg: Message) -> tuple[str, list[BouncedRecipient], str | None] 
         if found:
             return plain.name, found, _first_group(plain.reporting_mta, text)
     return None
+
+
+# --- Amazon SES notifications ---------------------------------------------------------------
+
+
+def _read_ses_notification(msg: Message) -> list[BouncedRecipient] | None:
+    """An Amazon SES notification (JSON, by SNS e-mail): None when the mail is not one, the
+    bounced recipients of a "Bounce" one, [] for deliveries and complaints."""
+    if msg.is_multipart():
+        return None
+    text = _body_text(msg).strip()
+    if not text.startswith("{") or '"notificationType"' not in text[:2000]:
+        return None
+    try:  # lines folded inside the JSON by the mail systems on the way
+        document, _ = json.JSONDecoder().raw_decode(text.replace("\r", "").replace("\n", ""))
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("notificationType") != "Bounce":
+        return []
+    bounce = document.get("bounce")
+    listed = bounce.get("bouncedRecipients") if isinstance(bounce, dict) else None
+    result = []
+    for entry in listed if isinstance(listed, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        address = usable_address(str(entry.get("emailAddress") or ""))
+        diagnostic = _strip_type(str(entry.get("diagnosticCode") or "")) or ""
+        status = _status(str(entry.get("status") or "")) or _status(diagnostic)
+        action = _action(str(entry.get("action") or ""), status)
+        if address:
+            code = _smtp_code(diagnostic)
+            bounce_type, reason = _classify(action, status, code, diagnostic)
+            result.append(
+                BouncedRecipient(
+                    address, action, status, bounce_type, _clip(diagnostic), None, code, reason
+                )
+            )
+    return result
 
 
 # --- any other text ----------------------------------------------------------------------

@@ -18,7 +18,18 @@ from mailproxy_workers.inbound.dsn import (
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bounces"
 SAMPLES = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml"))]
-FORMATS = {"rfc3464", "exchange", "gmail", "yahoo", "postfix", "exim", "qmail", "text", "flufl"}
+FORMATS = {
+    "rfc3464",
+    "exchange",
+    "gmail",
+    "yahoo",
+    "postfix",
+    "exim",
+    "qmail",
+    "ses",
+    "text",
+    "flufl",
+}
 ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")
 STATUS = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 
