@@ -519,7 +519,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"(?:mailbox|user|recipient|address|account) (?:is )?(?:not found|not listed)",
             r"mailbox unavailable",
             r"no mailbox",
-            r"address (?:not found|rejected|unknown)",
+            r"address (?:not found|unknown)",
             r"couldn.t be found",
             r"not our customer",
             r"no valid recipients",

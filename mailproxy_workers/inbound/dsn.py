@@ -86,7 +86,8 @@ _COPY_MARKER = re.compile(
     r"^[ \t]*(?:-{2,}[ \t]*)?(?:Below this line is a copy of the message|"
     r"This is a copy of the message|Original message headers:|Message headers follow|"
     r"Unsent message follows|Original message follows|Original message\s*-{2,}|"
-    r"The original message (?:follows|headers)|Returned message|Text of returned message)",
+    r"The original message (?:follows|headers)|Returned message|Text of returned message|"
+    r"Included is a copy of the message header|-+ ?The header of the original message)",
     re.I | re.M,
 )
 _AUTO_REPLY_SUBJECT = re.compile(
@@ -808,6 +809,21 @@ _NAMED_RECIPIENT = re.compile(
 _MAX_GENERIC_RECIPIENTS = 20
 
 
+_MESSAGE_ID_FIELD = re.compile(
+    r"(?:message-id|in-reply-to|references)\s*:\s*<?([^<>\s]+@[^<>\s]+?)>?(?:\s|$)", re.I
+)
+
+
+def _message_ids(msg: Message, text: str) -> frozenset[str]:
+    """Message-IDs the bounce quotes: they look like addresses and are none."""
+    found = {m.group(1).lower() for m in _MESSAGE_ID_FIELD.finditer(text)}
+    _, original_id = _correlation(msg)
+    for value in (original_id, _header(msg, "message-id"), _header(msg, "in-reply-to")):
+        if value:
+            found.add(value.strip().strip("<>").lower())
+    return frozenset(found)
+
+
 def _sent_by_mail_system(msg: Message) -> bool:
     """A mailer-daemon's From or a bounce's Subject: a bounce, whatever else it says."""
     return bool(
@@ -848,8 +864,21 @@ def _original_recipients(msg: Message, senders: frozenset[str]) -> list[str]:
     except Exception:  # a broken original names nobody
         return []
     values = [value for name, value in original if name.strip().lower() in ("to", "cc")]
+    if not values:
+        values = _quoted_original_recipients(msg)
     found = (usable_address(a) for _, a in getaddresses(values))
     return list(dict.fromkeys(a for a in found if a and a not in senders))
+
+
+def _quoted_original_recipients(msg: Message) -> list[str]:
+    """To and Cc of an original quoted in the text after the report ("Unsent message
+    follows", "Message headers follow", ...)."""
+    parts = _COPY_MARKER.split(_human_text(msg)[:_MAX_REPORT_TEXT], maxsplit=1)
+    if len(parts) < 2:
+        return []
+    quoted = parts[1].split("\n", 1)[1] if "\n" in parts[1] else ""
+    headers = message_from_string(quoted.lstrip("\n")[:20_000], policy=policy.compat32)
+    return [str(v) for name in ("to", "cc") for v in (headers.get_all(name) or [])]
 
 
 def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipient]:
@@ -859,7 +888,14 @@ def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipien
     named = [usable_address(m.group(1)) for m in _NAMED_RECIPIENT.finditer(text)]
     mentioned = [usable_address(a) for a in _ADDRESS.findall(text)]
     original = _original_recipients(msg, senders)
-    candidates = [a for a in dict.fromkeys(named or mentioned) if a and a not in senders]
+    ids = _message_ids(msg, text)
+    # Exim and Google name the failed recipients in a header of the bounce.
+    listed = [usable_address(a) for a in _header(msg, "x-failed-recipients").split(",")]
+    candidates = [
+        a
+        for a in dict.fromkeys([a for a in listed if a] or named or mentioned)
+        if a and a not in senders and a not in ids
+    ]
     if original and not named:
         candidates = [a for a in candidates if a in original] or candidates
     if not candidates and _has_failure_words(text):
@@ -873,7 +909,11 @@ def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipien
         segment = text[start:end] if end > start else text[start:]
         if not _has_failure_words(segment):
             segment = text
-        result.append(_plain_recipient(address, _diagnostic_lines(segment), None, _action_of(text)))
+        rcpt = _plain_recipient(address, _diagnostic_lines(segment), None, _action_of(text))
+        if address.endswith("@googlegroups.com") and rcpt.bounce_type is not None:
+            # A Google group that refused the post: the sender may not post, the group exists.
+            rcpt = replace(rcpt, reason=BounceReason.SENDER_REJECTED.value, bounce_type="soft")
+        result.append(rcpt)
     return result
 
 

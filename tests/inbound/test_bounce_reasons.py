@@ -83,10 +83,12 @@ def test_reason_of_a_failure(code, status, text, reason):
 
 
 def test_user_unknown_after_data_is_a_filter_and_at_mail_a_refused_sender():
-    text = "550 5.1.1 <a@example.net>... User unknown"
-    assert classify_reason(550, "5.1.1", text, "RCPT") is R.USER_UNKNOWN
-    assert classify_reason(550, "5.1.1", text, "DATA") is R.FILTERED
-    assert classify_reason(550, "5.1.1", text, "MAIL") is R.SENDER_REJECTED
+    text = "550 <a@example.net>... User unknown"
+    assert classify_reason(550, None, text, "RCPT") is R.USER_UNKNOWN
+    assert classify_reason(550, "5.0.0", text, "DATA") is R.FILTERED
+    assert classify_reason(550, None, text, "MAIL") is R.SENDER_REJECTED
+    # An explicit "bad destination mailbox" status keeps its meaning at any stage.
+    assert classify_reason(550, "5.1.1", "550 5.1.1 User unknown", "DATA") is R.USER_UNKNOWN
     # A mailbox status ("disabled") with a "user unknown": a filter, unless RCPT said it.
     assert classify_reason(550, "5.2.1", "550 5.2.1 <a@example.jp>... User Unknown") is R.FILTERED
     assert classify_reason(550, "5.2.1", "550 5.2.1 User Unknown", "RCPT") is R.USER_UNKNOWN

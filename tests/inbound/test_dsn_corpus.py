@@ -58,7 +58,7 @@ def test_expected_reports_name_every_field() -> None:
 
 def test_corpus_covers_every_format() -> None:
     formats = {(_expected(s) or {}).get("format") for s in SAMPLES}
-    wanted = {"rfc3464", "exchange", "gmail", "yahoo", "postfix", "exim", "qmail", "flufl"}
+    wanted = {"rfc3464", "exchange", "gmail", "yahoo", "postfix", "exim", "qmail", "ses", "text"}
     assert wanted <= formats
 
 
