@@ -342,6 +342,8 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"unrouteable address",
             r"host or domain name not found",
             r"domain is not reachable",
+            r"dns lookup failure",
+            r"host [\w.-]+ not found",
         ),
     ),
     (

@@ -332,7 +332,10 @@ def _is_auto_reply(msg: Message) -> bool:
         return False
     if not _has_auto_reply_marks(msg):
         return False
-    return not (_looks_automated(msg) and _read_plain(msg) is not None)
+    # A mail system's bounce (by its sender or subject) is marked auto-replied by some MTAs.
+    return not (
+        _sent_by_mail_system(msg) or (_looks_automated(msg) and _read_plain(msg) is not None)
+    )
 
 
 def _has_auto_reply_marks(msg: Message) -> bool:

@@ -172,8 +172,8 @@ def test_user_unknown_answered_to_data_is_a_filter_and_suppresses_nothing(databa
         enqueue(sessions, [message("m1", to=["b@example.org"])])
         with session_scope(sessions) as session:
             outcome = record_synchronous_refusal(
-                session, "acme", _pk(sessions, "m1"), "b@example.org", 550, "5.1.1",
-                "550 5.1.1 User unknown", command="DATA",
+                session, "acme", _pk(sessions, "m1"), "b@example.org", 550, "5.0.0",
+                "550 5.0.0 User unknown", command="DATA",
             )  # fmt: skip
         assert (outcome.reason, outcome.suppressed) == ("filtered", False)
         assert _listed(sessions) == []
