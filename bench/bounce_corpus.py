@@ -40,6 +40,7 @@ class Tally:
     hard: int = 0
     reasons: int = 0
     false_bounces: int = 0
+    wrongly_hard: int = 0  # soft failures called hard: a working address suppressed
     crashes: int = 0
     misses: list[str] = field(default_factory=list)
 
@@ -92,6 +93,7 @@ def _score(tally: Tally, sample: Sample, raw: bytes, reading: Reading) -> None:
     hard = _agreement([row.hard for row in rows], reading.hard)
     reasons = _agreement([row.reason for row in rows], reading.reasons)
     tally.hard += hard
+    tally.wrongly_hard += max(0, sum(reading.hard) - sum(row.hard for row in rows))
     tally.reasons += reasons
     if not recipients_agree or hard < len(rows) or reasons < len(rows):
         want = [(row.status, row.reply_code, row.reason, row.hard) for row in rows]
@@ -131,6 +133,13 @@ def corpus_agreement(corpus: Path, show_misses: bool) -> None:
         _score(mine, sample, raw, ours(raw))
         _score(theirs, sample, raw, flufl(raw))
     same, compared = _same_elsewhere(corpus, samples)
+    soft_rows = sum(
+        not row.hard
+        for s in samples
+        if s.is_failure
+        for row in s.rows
+        if row.reason not in NOT_FAILURES
+    )
     print(
         f"sisimai corpus: {mine.failures} failure samples ({mine.failure_rows} recipient rows), "
         f"{mine.not_failures} delivered/vacation/feedback samples"
@@ -152,6 +161,10 @@ def corpus_agreement(corpus: Path, show_misses: bool) -> None:
     print(
         f"| not-a-bounce samples taken as bounces | {mine.false_bounces} of {mine.not_failures} "
         f"| {theirs.false_bounces} of {theirs.not_failures} | 0 |"
+    )
+    print(
+        f"| soft failures called hard (rows) | {mine.wrongly_hard} of {soft_rows} "
+        f"| {theirs.wrongly_hard} of {soft_rows} | - |"
     )
     print(f"| crashes | {mine.crashes} | {theirs.crashes} | 0 |")
     print(f"| CR / CRLF copies read like the LF one | {same} of {compared} | - | all |")

@@ -526,6 +526,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"not our customer",
             r"no valid recipients",
             r"unknown address",
+            r"recipient address rejected\.?$",
             r"user not exist",
             r"delivery userid",
             r"addressee unknown",
