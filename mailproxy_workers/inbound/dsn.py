@@ -804,10 +804,12 @@ def _read_ses_notification(msg: Message) -> list[BouncedRecipient] | None:
 _FIELD_LINE = re.compile(r"^[ \t]*(?:Final|Original)-Recipient[ \t]*:", re.I | re.M)
 # Where the report says which recipient failed; the address follows.
 _NAMED_RECIPIENT = re.compile(
-    r"(?:RCPT TO:?|delivering your mail to|following (?:recipient|address)e?s?:?|"
+    r"(?:RCPT TO:?|delivering your mail to|following (?:recipient|address)(?:e?s|\(e?s\))?:?|"
     r"could not be delivered to|delivery to|failed to|recipient:?|unknown user:?)"
-    r"\s*<?(" + _ADDRESS.pattern + ")",
-    re.I,
+    r"\s*<?(" + _ADDRESS.pattern + ")"
+    # Sendmail's "554 <addr>... reason" and Exchange's "addr on <date>" lines.
+    r"|^[ \t]*(?:[45]\d\d[ \t]+)?<?(" + _ADDRESS.pattern + r")>?(?:\.\.\.|[ \t]+on[ \t])",
+    re.I | re.M,
 )
 _MAX_GENERIC_RECIPIENTS = 20
 
@@ -888,7 +890,7 @@ def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipien
     """Any other bounce: the addresses its report names (not the sender's), each with the
     lines from its first mention on; when it names none, the returned original's To."""
     text = _report_text(msg)
-    named = [usable_address(m.group(1)) for m in _NAMED_RECIPIENT.finditer(text)]
+    named = [usable_address(m.group(1) or m.group(2)) for m in _NAMED_RECIPIENT.finditer(text)]
     mentioned = [usable_address(a) for a in _ADDRESS.findall(text)]
     original = _original_recipients(msg, senders)
     ids = _message_ids(msg, text)
