@@ -272,7 +272,7 @@ _BY_TEMPORARY_STATUS: dict[str, BounceReason] = {
 # every other code of the table decides by itself.
 _VAGUE_STATUS = frozenset(
     {"0.0", "1.0", "1.1", "1.3", "1.10", "2.0", "2.1", "3.0", "3.2", "4.0", "4.1", "4.4", "4.7"}
-    | {"5.0", "5.4", "7.0", "7.1"}
+    | {"5.0", "5.4", "7.0", "7.1", "7.9"}
 )
 
 
@@ -285,6 +285,19 @@ def _words(*patterns: str) -> re.Pattern[str]:
 # block that names the mailbox).
 _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     # Phrases that also hold words of a broader reason below ("blocked", "does not exist").
+    (
+        BounceReason.USER_UNKNOWN,
+        # Microsoft's answer for a mailbox its directory does not know.
+        _words(r"recipient address rejected: access denied"),
+    ),
+    (
+        BounceReason.NOT_ACCEPTING_MAIL,
+        _words(r"null mx", r"doesn.t receive e-?mail", r"no mx record found"),
+    ),
+    (
+        BounceReason.EXPIRED,
+        _words(r"did not accept our requests to connect"),
+    ),
     (
         BounceReason.NOT_COMPLIANT_RFC,
         _words(
@@ -321,7 +334,12 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     ),
     (
         BounceReason.BLOCKED,
-        _words(r"refused to talk to me", r"my name was rejected", r"relay quota"),
+        _words(
+            r"refused to talk to me",
+            r"my name was rejected",
+            r"relay quota",
+            r"invalid ip for sending",
+        ),
     ),
     (
         BounceReason.NETWORK_ERROR,
@@ -446,6 +464,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"(?:storage|disk) (?:quota|space|allocation) (?:exceeded|full)",
             r"insufficient storage",
             r"mailbox size limit",
+            r"folder is full",
             r"mail ?box.{0,30}(?:is )?full",
             r"user.{0,20} (?:is )?over.{0,10}quota",
             r"not enough (?:disk )?space",
@@ -718,7 +737,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"server error",
             r"local error",
             r"temporary (?:failure|error|problem)",
-            r"service (?:not available|unavailable)",
+            r"service (?:not available|(?:currently )?unavailable)",
             r"try again later",
             r"resources",
             r"configuration error",
@@ -743,6 +762,9 @@ def classify_reason(
     """
     reason = _classify(smtp_code, enhanced_status, text)
     stage = (command or "").strip().upper()
+    temporary = (enhanced_status or str(smtp_code or ""))[:1] == "4"
+    if reason is BounceReason.HOST_UNKNOWN and temporary:
+        return BounceReason.NETWORK_ERROR  # a DNS answer that may change: not a dead domain
     detail = _status_detail(enhanced_status)
     mailbox_status = detail in ("2.0", "2.1", "2.4", "1.4")
     # An explicit 5.1.1 ("bad destination mailbox") keeps its meaning at any stage.
