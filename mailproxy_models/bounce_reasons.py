@@ -302,7 +302,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         BounceReason.NOT_COMPLIANT_RFC,
         _words(
             r"multiple addresses in from",
-            r"\brfc ?(?:5322|2822|822)\b",
+            r"(?<![/\w])rfc ?(?:5322|2822|822)(?![;\w])",
             r"not (?:rfc|standards?)[ -]compliant",
             r"non-?compliant",
             r"duplicate (?:header|message-id)",
@@ -319,12 +319,18 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     ),
     (
         BounceReason.SECURITY_ERROR,
-        _words(r"unauthenticated senders", r"authentication required", r"authrequired"),
+        _words(
+            r"unauthenticated senders",
+            r"authentication required",
+            r"authrequired",
+            r"delivery not authorized",
+        ),
     ),
     (
         BounceReason.SENDER_REJECTED,
         _words(
             r"sender was rejected",
+            r"unroutable sender",
             r"purported responsible address",
             r"provide a valid from",
             r"sender address rejected",
@@ -339,6 +345,8 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"my name was rejected",
             r"relay quota",
             r"invalid ip for sending",
+            r"not accepting connections",
+            r"smtp server of your isp",
         ),
     ),
     (
@@ -403,6 +411,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"bad spf",
             r"sender policy framework",
             r"does not pass (?:spf|dkim|dmarc)",
+            r"does not have authentication information",
             r"authentication (?:checks? )?failed",
             r"unauthenticated email",
             r"is not authorized to send",
@@ -523,6 +532,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"not active",
             r"is deactivated",
             r"temporarily disabled",
+            r"temporar(?:y|ily) locked",
             r"account that you tried to reach is disabled",
         ),
     ),
@@ -547,6 +557,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"unknown address",
             r"recipient address rejected\.?$",
             r"user not exist",
+            r"illegal user",
             r"delivery userid",
             r"addressee unknown",
             r"account (?:does not exist|not found|unavailable)",
@@ -709,7 +720,8 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     (
         BounceReason.MAILER_ERROR,
         _words(
-            r"mailer",
+            r"mailer error",
+            r"local mailer",
             r"local delivery",
             r"unknown mailer",
             r"command (?:failed|died|not found)",

@@ -185,7 +185,9 @@ def _with_text_reason(msg: Message, recipients: list[BouncedRecipient]) -> list[
     text = _report_text(msg)
     result = []
     for rcpt in recipients:
-        if rcpt.reason in vague and not rcpt.diagnostic:
+        # x.4.7 says it already: the queue expired.
+        expired = (rcpt.status or "").endswith(".4.7")
+        if rcpt.reason in vague and not rcpt.diagnostic and not expired:
             found = reason_from_text(_around(text, rcpt.recipient))
             if found is not None and REASONS[found].failure:
                 rcpt = replace(rcpt, reason=found.value, bounce_type=_type_of(found, rcpt.action))
