@@ -112,7 +112,8 @@ def parse_bounce(raw: bytes) -> BounceReport | None:
     Not bounces: normal mail, auto-replies / out-of-office, PEC receipts.
     """
     try:
-        return _read_bounce(_parse(raw), bytes(raw))
+        lines = _lf_lines(bytes(raw))
+        return _read_bounce(_parse(lines), lines)
     except Exception:  # guarantee to the poller: mail from outside never makes this raise
         return None
 
@@ -127,7 +128,16 @@ def is_auto_reply(raw: bytes) -> bool:
 
 def _parse(raw: bytes) -> Message:
     # compat32 never raises when a malformed header is read, unlike policy.default.
-    return message_from_bytes(bytes(raw), policy=policy.compat32)
+    return message_from_bytes(_lf_lines(bytes(raw)), policy=policy.compat32)
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _lf_lines(raw: bytes) -> bytes:
+    """CR-only line endings (old Mac mail systems) as LF: the email package reads CR as a
+    line end in headers but not in encoded bodies."""
+    return _LONE_CR.sub(b"\n", raw) if b"\r" in raw else raw
 
 
 def _read_bounce(msg: Message, raw: bytes) -> BounceReport | None:

@@ -29,6 +29,12 @@ def test_cr_only_line_endings_read_like_lf():
     ]
 
 
+def test_cr_only_line_endings_in_an_encoded_body_read_like_lf():
+    # Quoted-printable soft line breaks end in a lone CR there.
+    lf = _read("rfc3464_inline_fields_workmail.eml")
+    assert _read("rfc3464_inline_fields_workmail_cr.eml").recipients == lf.recipients
+
+
 def test_crlf_line_endings_read_like_lf():
     raw = (CORPUS / "text_v5sendmail_transcript.eml").read_bytes()
     crlf = raw.replace(b"\n", b"\r\n")
