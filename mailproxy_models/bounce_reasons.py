@@ -780,8 +780,11 @@ def classify_reason(
     detail = _status_detail(enhanced_status)
     mailbox_status = detail in ("2.0", "2.1", "2.4", "1.4")
     # An explicit 5.1.1 ("bad destination mailbox") keeps its meaning at any stage.
+    # A "user unknown" under an explicit "other or undefined" status (5.0.0), not said to
+    # RCPT: the server itself did not call it an address failure.
     if reason is BounceReason.USER_UNKNOWN and (
-        (stage == "DATA" and detail != "1.1") or (mailbox_status and stage != "RCPT")
+        (stage == "DATA" and detail != "1.1")
+        or ((mailbox_status or detail == "0.0") and stage != "RCPT")
     ):
         # A mailbox status ("disabled", "list problem") with a "user unknown": a filter.
         return BounceReason.FILTERED

@@ -50,7 +50,7 @@ R = BounceReason
         (550, "5.1.1", "550 5.1.1 Mailbox is full, over quota", R.MAILBOX_FULL),
         (554, "5.7.1", "554 5.7.1 Message rejected as spam", R.SPAM_DETECTED),
         (554, "5.7.1", "554 5.7.1 <a@example.org>: Relay access denied", R.RELAYING_DENIED),
-        (550, "5.0.0", "550 Unknown user a@example.net", R.USER_UNKNOWN),
+        (550, None, "550 Unknown user a@example.net", R.USER_UNKNOWN),
         (550, None, "Unrouteable address", R.HOST_UNKNOWN),
         (
             None,
@@ -92,6 +92,9 @@ def test_user_unknown_after_data_is_a_filter_and_at_mail_a_refused_sender():
     # A mailbox status ("disabled") with a "user unknown": a filter, unless RCPT said it.
     assert classify_reason(550, "5.2.1", "550 5.2.1 <a@example.jp>... User Unknown") is R.FILTERED
     assert classify_reason(550, "5.2.1", "550 5.2.1 User Unknown", "RCPT") is R.USER_UNKNOWN
+    # Under an explicit "other or undefined" status, not said to RCPT: a filter.
+    assert classify_reason(550, "5.0.0", "550 Unknown user a@example.net") is R.FILTERED
+    assert classify_reason(550, "5.0.0", "550 Unknown user", "RCPT") is R.USER_UNKNOWN
 
 
 @pytest.mark.parametrize(
