@@ -339,6 +339,10 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         ),
     ),
     (
+        BounceReason.SUSPENDED,
+        _words(r"recipient account is blocked"),
+    ),
+    (
         BounceReason.BLOCKED,
         _words(
             r"refused to talk to me",
@@ -346,6 +350,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"relay quota",
             r"invalid ip for sending",
             r"not accepting connections",
+            r"client host blocked",
             r"smtp server of your isp",
         ),
     ),
@@ -374,7 +379,11 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     ),
     (
         BounceReason.TOO_MANY_CONNECTIONS,
-        _words(r"connection rate limit", r"too many (?:connections|concurrent|sessions)"),
+        _words(
+            r"connection rate limit",
+            r"too many (?:connections|concurrent|sessions)",
+            r"frequency limited",
+        ),
     ),
     (
         BounceReason.VIRUS_DETECTED,
@@ -515,6 +524,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"scored too high",
             r"looks like spam",
             r"detected as spam",
+            r"spam classification",
             r"blacklisted url",
             r"\buribl\b",
             r"spam score",
@@ -533,6 +543,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"is deactivated",
             r"temporarily disabled",
             r"temporar(?:y|ily) locked",
+            r"is inactive",
             r"account that you tried to reach is disabled",
         ),
     ),
@@ -737,6 +748,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"syntax error",
             r"command unrecognized",
             r"bad sequence",
+            r"improper sequence",
             r"unrecognized command",
             r"not implemented",
         ),
