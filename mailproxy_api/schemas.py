@@ -424,6 +424,20 @@ class MessageOutSchema(Schema):
     reported_ts = fields.Integer(allow_none=True)
     attempts = fields.Integer()
     events = fields.List(fields.Nested(EventSchema))
+    # What came back (docs/bounces.md): the latest bounce and the PEC receipts.
+    bounce_ts = fields.Integer(allow_none=True)
+    bounce_type = fields.String(allow_none=True, metadata={"description": "hard or soft"})
+    bounce_category = fields.String(
+        allow_none=True, metadata={"description": "Why it bounced: a reason of docs/bounces.md"}
+    )
+    bounce_code = fields.Raw(
+        allow_none=True, metadata={"description": "Enhanced status (5.1.1), else SMTP code"}
+    )
+    bounce_reason = fields.String(allow_none=True, metadata={"description": "The server's words"})
+    pec_acceptance_ts = fields.Integer(allow_none=True)
+    pec_delivery_ts = fields.Integer(allow_none=True)
+    pec_error_ts = fields.Integer(allow_none=True)
+    pec_error = fields.String(allow_none=True)
 
 
 class MessageListSchema(OkSchema):

@@ -29,8 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .addresses import envelope_recipients
-from .db import Base, BigId, insert_for
+from .addresses import envelope_recipients, stored_mailbox
+from .bounce_reasons import REASONS, BounceReason, Suppression, classify_reason, is_hard
+from .db import Base, BigId, insert_for, now
 from .delivery_totals import BOUNCED, Outcome, count_outcomes
 from .events import MessageEvent
 from .messages import Message
@@ -210,11 +211,13 @@ def _record_events(
     ours = message_recipients(message)
     rows, suppressed = [], []
     for event in events:
-        matched = [r for r in event.recipients if normalize_address(r) in ours]
+        matched = _matched_recipients(message, event, ours)
         details = dict(event.details)
         if event.recipients and not matched:
             # A forwarding address or a forged bounce: report it, but suppress nothing.
             details["recipient_unmatched"] = True
+        elif not event.recipients and matched:
+            details["recipient"] = matched[0]  # the message's only recipient
         for address, reason in _to_suppress(session, message, event, matched, current, policy):
             if suppress(session, message.tenant_id, address, "bounce", reason, message.id, current):
                 suppressed.append(normalize_address(address))
@@ -238,6 +241,21 @@ def _record_events(
     return RecordResult("recorded", message.pk, len(rows), tuple(suppressed), message.id)
 
 
+def _matched_recipients(message: Message, event: InboundEvent, ours: set[str]) -> list[str]:
+    """The event's recipients that the message was sent to, never its sender. A bounce that
+    names no recipient is about the message's only recipient, if it had one only."""
+    sender = message_sender(message)
+    if event.recipients:
+        return [
+            r
+            for r in event.recipients
+            if normalize_address(r) in ours and normalize_address(r) != sender
+        ]
+    if event.kind == "bounce" and len(ours) == 1 and sender not in ours:
+        return sorted(ours)
+    return []
+
+
 def _to_suppress(
     session: Session,
     message: Message,
@@ -246,32 +264,65 @@ def _to_suppress(
     current: float,
     policy: BouncePolicy,
 ) -> list[tuple[str, str]]:
-    """The recipients this event puts on the suppression list, each with the reason: all
-    of a hard bounce; those of a soft bounce that reached the policy's limit."""
-    reason = f"{event.enhanced_status or event.smtp_code or 'bounce'}: {event.description}"
-    if event.hard_bounce:
-        return [(address, reason) for address in matched]
-    if event.kind != "bounce" or event.details.get("bounce_type") != "soft":
+    """The recipients this event puts on the suppression list, each with the reason.
+
+    The bounce's reason decides (docs/bounces.md): an address that does not exist at once,
+    one with a full or disabled mailbox once it reached the policy's soft-bounce limit, and
+    never one whose mail was refused for what the message or its sender did (spam, policy,
+    authentication, a blocked server). Events of older versions carry no reason: their hard
+    or soft type decides.
+    """
+    if event.kind != "bounce":
         return []
-    listed = []
-    for address in matched:
-        count = count_soft_bounce(
-            session,
-            message.tenant_id,
-            address,
-            reason,
-            policy.soft_limit,
-            policy.soft_window,
-            current,
-        )
-        if policy.soft_limit and count >= policy.soft_limit:
-            days = policy.soft_window / 86400
-            listed.append((address, f"{count} soft bounces within {days:g} days, last {reason}"))
-    return listed
+    reason = f"{event.enhanced_status or event.smtp_code or 'bounce'}: {event.description}"
+    decision = suppression_of(event.details.get("reason"), event.hard_bounce)
+    if decision is Suppression.AT_ONCE:
+        return [(address, reason) for address in matched]
+    if decision is Suppression.NEVER:
+        return []
+    return [
+        (address, why)
+        for address in matched
+        if (why := _counted(session, message.tenant_id, address, reason, current, policy))
+    ]
+
+
+def suppression_of(reason: object, hard: bool) -> Suppression:
+    """What a bounce does to its recipient's address, from its reason and whether it is hard."""
+    try:
+        rule = REASONS[BounceReason(str(reason))]
+    except ValueError:  # an event recorded before reasons existed
+        return Suppression.AT_ONCE if hard else Suppression.REPEATED
+    if rule.suppression is Suppression.AT_ONCE and not hard:
+        return Suppression.REPEATED  # a "user unknown" the server still retries
+    return rule.suppression
+
+
+def _counted(
+    session: Session,
+    tenant_id: str,
+    address: str,
+    reason: str,
+    current: float,
+    policy: BouncePolicy,
+) -> str | None:
+    """Count one soft bounce of the address; the suppression reason once it reached the limit."""
+    count = count_soft_bounce(
+        session, tenant_id, address, reason, policy.soft_limit, policy.soft_window, current
+    )
+    if policy.soft_limit and count >= policy.soft_limit:
+        days = policy.soft_window / 86400
+        return f"{count} soft bounces within {days:g} days, last {reason}"
+    return None
 
 
 def message_recipients(message: Message) -> set[str]:
     return {normalize_address(address) for address in envelope_recipients(message.payload)}
+
+
+def message_sender(message: Message) -> str:
+    sender = message.payload.get("from")
+    return normalize_address(stored_mailbox(sender)["address"]) if sender else ""
 
 
 def purge_inbound_log(session: Session, older_than: float, limit: int = 1000) -> int:
@@ -285,3 +336,58 @@ def purge_inbound_log(session: Session, older_than: float, limit: int = 1000) ->
     if pks:
         session.execute(delete(InboundMail).where(InboundMail.pk.in_(pks)))
     return len(pks)
+
+
+@dataclass(frozen=True)
+class RefusalOutcome:
+    """What a permanent refusal during delivery means for its recipient."""
+
+    reason: str  # a BounceReason value
+    bounce_type: str  # hard | soft
+    suppressed: bool  # the address went on the suppression list now
+    details: dict[str, Any]  # to merge into the details of the event the caller records
+
+
+def record_synchronous_refusal(
+    session: Session,
+    tenant_id: str,
+    message_pk: int,
+    address: str,
+    code: int | None,
+    enhanced: str | None,
+    text: str | None,
+    *,
+    command: str = "RCPT",
+    current: float | None = None,
+    policy: BouncePolicy = BouncePolicy(),
+) -> RefusalOutcome:
+    """A permanent refusal of ``address`` (RCPT or DATA answered 5xx) while the message was
+    being sent: the same reason and the same suppression decision as a bounce saying the
+    same words would get. Suppresses only a recipient of this tenant's message, never its
+    sender. Records no event: the caller records the refusal with ``details`` added."""
+    at = current if current is not None else now()
+    reason = classify_reason(code, enhanced, text, command)
+    hard = is_hard(reason, "failed")
+    details: dict[str, Any] = {
+        "bounce_type": "hard" if hard else "soft",
+        "reason": reason.value,
+        "recipient": normalize_address(address),
+        "command": command.upper(),
+    }
+    message = session.get(Message, message_pk)
+    if message is None or message.tenant_id != tenant_id:
+        return RefusalOutcome(reason.value, details["bounce_type"], False, details)
+    event = InboundEvent(
+        kind="bounce",
+        description=" ".join((text or "").split())[:4000] or f"{code or ''} {enhanced or ''}",
+        recipients=(address,),
+        smtp_code=code,
+        enhanced_status=enhanced,
+        details=details,
+        hard_bounce=hard,
+    )
+    matched = _matched_recipients(message, event, message_recipients(message))
+    suppressed = False
+    for listed, why in _to_suppress(session, message, event, matched, at, policy):
+        suppressed |= suppress(session, tenant_id, listed, "bounce", why, message.id, at)
+    return RefusalOutcome(reason.value, details["bounce_type"], suppressed, details)

@@ -32,6 +32,7 @@ from .db import Base, BigId, insert_for, now, unix_seconds
 from .errors import InvalidInput
 from .events import event_record, events_of
 from .message_validation import MessageLimits, normalize_message
+from .returned_mail import latest_returned_mail, returned_mail_of
 from .secrets_box import SecretBox
 from .suppression_list import normalize_address, refusal_reason, suppressed_among
 from .tenants import Tenant, seal_client_auth
@@ -355,6 +356,7 @@ def message_record(message: Message, events: list[Any] | None = None) -> dict[st
     }
     if events is not None:
         record["events"] = [event_record(event) for event in events]
+        record.update(returned_mail_of(events))  # latest bounce, PEC receipts
     return record
 
 
@@ -362,4 +364,8 @@ def message_records(
     session: Session, messages: list[Message], include_history: bool
 ) -> list[dict[str, Any]]:
     history = events_of(session, [m.pk for m in messages]) if include_history else {}
-    return [message_record(m, history.get(m.pk) if include_history else None) for m in messages]
+    returned = {} if include_history else latest_returned_mail(session, [m.pk for m in messages])
+    records = [message_record(m, history.get(m.pk) if include_history else None) for m in messages]
+    for message, record in zip(messages, records, strict=True):
+        record.update(returned.get(message.pk, {}))
+    return records

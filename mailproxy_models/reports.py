@@ -79,6 +79,7 @@ def report_body(message_id: str, event: MessageEvent) -> dict[str, Any]:
             "bounce_type": details.get("bounce_type"),
             "bounce_code": event.enhanced_status or event.smtp_code,
             "bounce_reason": event.description,
+            "bounce_category": details.get("reason"),  # docs/bounces.md: the reason's name
         }
     return {"id": message_id, "pec_event": event.kind, "pec_ts": ts, "pec_details": event.details}
 

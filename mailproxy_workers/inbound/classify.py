@@ -13,6 +13,7 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses
 
+from mailproxy_models.bounce_reasons import BounceReason
 from mailproxy_models.inbound import Correlation, InboundEvent, InboundFacts
 from mailproxy_models.verp import VerpTag, verp_tag
 
@@ -83,6 +84,7 @@ def _bounce_facts(report: BounceReport, verp: tuple[VerpTag, ...], summary: str)
             enhanced_status=rcpt.status,
             details={
                 "bounce_type": rcpt.bounce_type,
+                "reason": rcpt.reason,
                 "recipient": rcpt.recipient,
                 "action": rcpt.action,
                 "remote_mta": rcpt.remote_mta,
@@ -94,12 +96,32 @@ def _bounce_facts(report: BounceReport, verp: tuple[VerpTag, ...], summary: str)
         for rcpt in report.recipients
         if rcpt.bounce_type is not None  # "delivered" / "relayed" notices are not bounces
     )
+    if not report.recipients:
+        # A delivery report that names no usable recipient: it is about the message's
+        # recipient, which the models take from the message when it had only one.
+        events = (_unnamed_recipient_event(report),)
     correlation = Correlation(
         ids=report.correlation_ids,
         message_ids=(report.original_message_id,) if report.original_message_id else (),
         verp_tags=verp,
     )
     return InboundFacts("bounce", summary, correlation, events)
+
+
+def _unnamed_recipient_event(report: BounceReport) -> InboundEvent:
+    return InboundEvent(
+        kind="bounce",
+        description="a delivery report that names no readable recipient",
+        details={
+            "bounce_type": "soft",
+            "reason": BounceReason.UNDETERMINED.value,
+            "recipient": None,
+            "action": "failed",
+            "remote_mta": None,
+            "reporting_mta": report.reporting_mta,
+            "format": report.format,
+        },
+    )
 
 
 def _receipt_facts(receipt: PecReceipt, verp: tuple[VerpTag, ...], summary: str) -> InboundFacts:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import json
 import quopri
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import message_from_bytes, message_from_string, policy
 from email.header import decode_header, make_header
 from email.message import Message
@@ -22,6 +23,15 @@ from email.utils import getaddresses
 from typing import Literal
 
 from flufl.bounce import all_failures
+
+from mailproxy_models.bounce_reasons import (
+    REASONS,
+    BounceReason,
+    classify_reason,
+    is_hard,
+    reason_from_text,
+    refused_command,
+)
 
 BounceType = Literal["hard", "soft"]
 
@@ -35,11 +45,12 @@ class BouncedRecipient:
     diagnostic: str | None  # what the server said, without "smtp;", at most 1000 chars
     remote_mta: str | None  # without "dns;"
     smtp_code: int | None  # three-digit reply code (550) when found
+    reason: str | None = None  # a BounceReason value; None for delivered / relayed / expanded
 
 
 @dataclass(frozen=True)
 class BounceReport:
-    format: str  # rfc3464 | exchange | gmail | yahoo | postfix | exim | qmail | flufl
+    format: str  # rfc3464 | exchange | gmail | yahoo | postfix | exim | qmail | ses | text | flufl
     recipients: tuple[BouncedRecipient, ...]
     correlation_ids: tuple[str, ...]  # X-Mailproxy-ID / X-Genro-Mail-ID of the original
     original_message_id: str | None  # Message-ID of the returned original
@@ -67,18 +78,16 @@ _ANGLE_ADDRESS_LINE = re.compile(r"<([^<>\s@]+@[^<>\s]+)>:?\s*(.*)")
 _STATUS = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
 _SMTP_CODE = re.compile(r"(?<![\w.])([245]\d\d)(?=[ \t:-]|$)", re.M)
 _TYPE_PREFIX = re.compile(r"^\s*[A-Za-z0-9-]+\s*;\s*")
-_SOFT_TEXT = re.compile(
-    r"temporar|try again later|mailbox (?:is )?full|over quota|quota exceeded|"
-    r"insufficient (?:system )?storage|greylist",
-    re.I,
-)
 _QUOTED_HEADER = re.compile(
     r"^[ \t>]*(X-Mailproxy-ID|X-Genro-Mail-ID|Message-ID)[ \t]*:[ \t]*(\S[^\n]*)$", re.I | re.M
 )
 # Readers stop here: what follows is the returned original, not the report.
 _COPY_MARKER = re.compile(
     r"^[ \t]*(?:-{2,}[ \t]*)?(?:Below this line is a copy of the message|"
-    r"This is a copy of the message|Original message headers:)",
+    r"This is a copy of the message|Original message headers:|Message headers follow|"
+    r"Unsent message follows|Original message follows|Original message\s*-{2,}|"
+    r"The original message (?:follows|headers)|Returned message|Text of returned message|"
+    r"Included is a copy of the message header|-+ ?The header of the original message)",
     re.I | re.M,
 )
 _AUTO_REPLY_SUBJECT = re.compile(
@@ -87,7 +96,7 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"r[ée]ponse automatique|absence du bureau|fuera de la oficina|respuesta autom[áa]tica",
     re.I,
 )
-_BOUNCE_SENDER = re.compile(r"(?:mailer-daemon|postmaster|microsoftexchange[0-9a-f]*)@", re.I)
+_BOUNCE_SENDER = re.compile(r"(?:mailer-daemon|post_?master|microsoftexchange[0-9a-f]*)@", re.I)
 # Anchored: a human "Re: ... undeliverable?" thread is not a bounce.
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(?:undeliver|undelivered mail|delivery status notification|delivery failure|"
@@ -103,7 +112,8 @@ def parse_bounce(raw: bytes) -> BounceReport | None:
     Not bounces: normal mail, auto-replies / out-of-office, PEC receipts.
     """
     try:
-        return _read_bounce(_parse(raw), bytes(raw))
+        lines = _lf_lines(bytes(raw))
+        return _read_bounce(_parse(lines), lines)
     except Exception:  # guarantee to the poller: mail from outside never makes this raise
         return None
 
@@ -118,7 +128,16 @@ def is_auto_reply(raw: bytes) -> bool:
 
 def _parse(raw: bytes) -> Message:
     # compat32 never raises when a malformed header is read, unlike policy.default.
-    return message_from_bytes(bytes(raw), policy=policy.compat32)
+    return message_from_bytes(_lf_lines(bytes(raw)), policy=policy.compat32)
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _lf_lines(raw: bytes) -> bytes:
+    """CR-only line endings (old Mac mail systems) as LF: the email package reads CR as a
+    line end in headers but not in encoded bodies."""
+    return _LONE_CR.sub(b"\n", raw) if b"\r" in raw else raw
 
 
 def _read_bounce(msg: Message, raw: bytes) -> BounceReport | None:
@@ -127,18 +146,31 @@ def _read_bounce(msg: Message, raw: bytes) -> BounceReport | None:
     flufl.bounce; a DSN nobody could read still yields its returned original's ids."""
     if _has_header(msg, "x-ricevuta") or _has_header(msg, "x-trasporto"):
         return None  # PEC receipts have their own reader
+    if _is_feedback_report(msg):
+        return None  # a complaint (ARF) about a delivered message, not a failure
     dsn = _read_dsn(msg)
     if dsn is not None and dsn[0]:
         return _report(msg, "rfc3464", dsn[0], dsn[1])
+    notification = _read_ses_notification(msg)
+    if notification is not None:
+        return _report(msg, "ses", notification, None) if notification else None
     is_report = dsn is not None or _is_delivery_report(msg)
     if not is_report and not _looks_automated(msg):
         return None
     plain = _read_plain(msg)
     if plain is not None:
         return _report(msg, *plain)
-    if not is_report and _has_auto_reply_marks(msg):
+    inline = _read_inline_fields(msg)
+    if inline:
+        return _report(msg, "rfc3464", inline, None)
+    if not is_report and _has_auto_reply_marks(msg) and not _sent_by_mail_system(msg):
         return None
-    failures = _read_flufl(raw)
+    senders = _senders(msg)
+    generic = _read_generic(msg, senders)
+    if generic:
+        return _report(msg, "text", generic, None)
+    # flufl.bounce also reports the original's sender on some formats: never that address.
+    failures = [f for f in _read_flufl(raw) if f.recipient not in senders]
     if failures:
         return _report(msg, "flufl", failures, None)
     if is_report:  # a DSN we could not read still names the original, which the caller needs
@@ -150,7 +182,57 @@ def _report(
     msg: Message, fmt: str, recipients: list[BouncedRecipient], reporting_mta: str | None
 ) -> BounceReport:
     ids, message_id = _correlation(msg)
+    recipients = _with_refused_command(msg, _with_text_reason(msg, recipients))
     return BounceReport(fmt, tuple(recipients), ids, message_id, reporting_mta)
+
+
+def _with_text_reason(msg: Message, recipients: list[BouncedRecipient]) -> list[BouncedRecipient]:
+    """A recipient whose report gives no words of the server (an empty Diagnostic-Code): the
+    human text of the bounce may say why."""
+    vague = (BounceReason.UNDETERMINED.value, BounceReason.EXPIRED.value)
+    if not any(r.reason in vague and not r.diagnostic for r in recipients):
+        return recipients
+    text = _report_text(msg)
+    result = []
+    for rcpt in recipients:
+        # x.4.7 says it already: the queue expired.
+        expired = (rcpt.status or "").endswith(".4.7")
+        if rcpt.reason in vague and not rcpt.diagnostic and not expired:
+            found = reason_from_text(_around(text, rcpt.recipient))
+            if found is not None and REASONS[found].failure:
+                rcpt = replace(rcpt, reason=found.value, bounce_type=_type_of(found, rcpt.action))
+        result.append(rcpt)
+    return result
+
+
+def _around(text: str, address: str) -> str:
+    """The lines of the text from the address's first mention on, else the whole text."""
+    start = text.lower().find(address.lower())
+    return text[start:] if start >= 0 else text
+
+
+def _with_refused_command(
+    msg: Message, recipients: list[BouncedRecipient]
+) -> list[BouncedRecipient]:
+    """A "user unknown" whose diagnostic does not say which command it answered: the
+    bounce's text may (a session transcript, "after end of data")."""
+    unknown = BounceReason.USER_UNKNOWN.value
+    if not any(r.reason in (unknown, BounceReason.FILTERED.value) for r in recipients):
+        return recipients
+    unknown_filtered = BounceReason.FILTERED.value
+    command = refused_command(_report_text(msg))
+    if command is None:
+        return recipients
+    result = []
+    for rcpt in recipients:
+        if (
+            rcpt.reason in (unknown, unknown_filtered)
+            and refused_command(rcpt.diagnostic or "") is None
+        ):
+            reason = classify_reason(rcpt.smtp_code, rcpt.status, rcpt.diagnostic, command)
+            rcpt = replace(rcpt, reason=reason.value, bounce_type=_type_of(reason, rcpt.action))
+        result.append(rcpt)
+    return result
 
 
 # --- message structure -------------------------------------------------------------------
@@ -239,6 +321,13 @@ def _is_delivery_report(msg: Message) -> bool:
     )
 
 
+def _is_feedback_report(msg: Message) -> bool:
+    report_type = msg.get_param("report-type")
+    if isinstance(report_type, str) and report_type.strip().lower() == "feedback-report":
+        return True
+    return any(p.get_content_type() == "message/feedback-report" for p in _parts(msg))
+
+
 def _looks_automated(msg: Message) -> bool:
     null_sender = _has_header(msg, "return-path") and _header(msg, "return-path") in ("<>", "")
     return (
@@ -255,7 +344,10 @@ def _is_auto_reply(msg: Message) -> bool:
         return False
     if not _has_auto_reply_marks(msg):
         return False
-    return not (_looks_automated(msg) and _read_plain(msg) is not None)
+    # A mail system's bounce (by its sender or subject) is marked auto-replied by some MTAs.
+    return not (
+        _sent_by_mail_system(msg) or (_looks_automated(msg) and _read_plain(msg) is not None)
+    )
 
 
 def _has_auto_reply_marks(msg: Message) -> bool:
@@ -379,7 +471,7 @@ def _starts_recipient(name: str, fields: dict[str, list[str]]) -> bool:
 
 
 def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
-    address = _address(fields.get("final-recipient", "")) or _address(
+    address = usable_address(fields.get("final-recipient", "")) or usable_address(
         fields.get("original-recipient", "")
     )
     if not address:
@@ -387,27 +479,21 @@ def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
     diagnostic = _strip_type(fields.get("diagnostic-code", ""))
     status = _status(fields.get("status", "")) or _status(diagnostic or "")
     action = _action(fields.get("action", ""), status)
+    code = _smtp_code(diagnostic or "")
+    bounce_type, reason = _classify(action, status, code, diagnostic or "")
     return BouncedRecipient(
         recipient=address,
         action=action,
         status=status,
-        bounce_type=_classify(action, status),
+        bounce_type=bounce_type,
         diagnostic=_clip(diagnostic),
         remote_mta=_mta(fields.get("remote-mta", "")),
-        smtp_code=_smtp_code(diagnostic or ""),
+        smtp_code=code,
+        reason=reason,
     )
 
 
 # --- field values ------------------------------------------------------------------------
-
-
-def _address(value: str) -> str:
-    """ "rfc822; <Jane@Example.NET>" -> "jane@example.net"; "" when there is none."""
-    value = _TYPE_PREFIX.sub("", value, count=1).strip()
-    if "<" in value and ">" in value.split("<", 1)[1]:
-        value = value.split("<", 1)[1].split(">", 1)[0]
-    tokens = value.split()
-    return tokens[0].strip("<>\"'").lower() if tokens else ""
 
 
 def _strip_type(value: str) -> str | None:
@@ -442,16 +528,21 @@ def _action(value: str, status: str | None) -> str:
 
 def _classify(
     action: str, status: str | None, smtp_code: int | None = None, text: str = ""
-) -> BounceType | None:
-    """Status class first, then the SMTP code, then soft-sounding text, then the action."""
+) -> tuple[BounceType | None, str | None]:
+    """Hard or soft and the reason: the reason decides, never the status class alone."""
     if action not in ("failed", "delayed"):
-        return None
-    evidence = (status or "")[:1] or str(smtp_code or "")[:1]
-    if evidence in ("4", "5"):
-        return "soft" if evidence == "4" else "hard"
-    if _SOFT_TEXT.search(text) or action == "delayed":
-        return "soft"
-    return "hard"
+        return None, None
+    reason = classify_reason(smtp_code, status, text, refused_command(text))
+    if reason in (BounceReason.UNDETERMINED, BounceReason.DELIVERED) and (
+        (status or str(smtp_code or ""))[:1] == "4" or action == "delayed"
+    ):
+        # A temporary failure the server gave up on: its queue expired.
+        reason = BounceReason.EXPIRED
+    return _type_of(reason, action), reason.value
+
+
+def _type_of(reason: BounceReason, action: str) -> BounceType:
+    return "hard" if is_hard(reason, action) else "soft"
 
 
 def _clip(text: str | None) -> str | None:
@@ -475,14 +566,16 @@ def _plain_recipient(
     """A recipient read from human text: codes and classification come from that text."""
     status = _status(text)
     code = _smtp_code(text)
+    bounce_type, reason = _classify(action, status, code, text)
     return BouncedRecipient(
         recipient=address.strip("<>").lower(),
         action=action,
         status=status,
-        bounce_type=_classify(action, status, code, text),
+        bounce_type=bounce_type,
         diagnostic=_clip(text),
         remote_mta=remote_mta,
         smtp_code=code,
+        reason=reason,
     )
 
 
@@ -592,10 +685,14 @@ _GMAIL_DELAYED = re.compile(
     r"Delivery to the following recipients? has been delayed:)\s*<?(" + _ADDRESS.pattern + ")",
     re.I,
 )
+# The server's words follow on the next lines, or on the same line in older Gmail bounces.
 _GMAIL_RESPONSE = re.compile(
     r"(?:The response from the remote server was|The error that the other server returned was|"
-    r"The response was):[ \t]*\n(.+?)(?:\n[ \t]*\n|\Z)",
+    r"The response was):[ \t]*\n?(.+?)(?:\n[ \t]*\n|\Z)",
     re.S | re.I,
+)
+_GMAIL_DETAILS = re.compile(
+    r"Technical details of (?:permanent|temporary) failure:\s*(.+?)(?:\n[ \t]*\n|\Z)", re.S | re.I
 )
 _GMAIL_HOST = re.compile(
     r"\bby ([\w-]+(?:\.[\w-]+)+)\.? \[|\[([\w-]+(?:\.[\w-]+)+)\.? [\d.:a-fA-F]+[:\]]"
@@ -608,7 +705,7 @@ def _read_gmail(text: str) -> list[BouncedRecipient]:
     found, action = (failed, "failed") if failed else (delayed, "delayed")
     if found is None:
         return []
-    response = _first_group(_GMAIL_RESPONSE, text) or ""
+    response = _first_group(_GMAIL_RESPONSE, text) or _first_group(_GMAIL_DETAILS, text) or ""
     host = _GMAIL_HOST.search(text)
     remote_mta = (host.group(1) or host.group(2)) if host else None
     return [_plain_recipient(found.group(1), response, remote_mta, action)]
@@ -676,6 +773,225 @@ def _read_plain(msg: Message) -> tuple[str, list[BouncedRecipient], str | None] 
     return None
 
 
+# --- Amazon SES notifications ---------------------------------------------------------------
+
+
+def _read_ses_notification(msg: Message) -> list[BouncedRecipient] | None:
+    """An Amazon SES notification (JSON, by SNS e-mail): None when the mail is not one, the
+    bounced recipients of a "Bounce" one, [] for deliveries and complaints."""
+    if msg.is_multipart():
+        return None
+    text = _body_text(msg).strip()
+    if not text.startswith("{") or '"notificationType"' not in text[:2000]:
+        return None
+    try:  # lines folded inside the JSON by the mail systems on the way
+        document, _ = json.JSONDecoder().raw_decode(text.replace("\r", "").replace("\n", ""))
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("notificationType") != "Bounce":
+        return []
+    bounce = document.get("bounce")
+    listed = bounce.get("bouncedRecipients") if isinstance(bounce, dict) else None
+    result = []
+    for entry in listed if isinstance(listed, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        address = usable_address(str(entry.get("emailAddress") or ""))
+        diagnostic = _strip_type(str(entry.get("diagnosticCode") or "")) or ""
+        status = _status(str(entry.get("status") or "")) or _status(diagnostic)
+        action = _action(str(entry.get("action") or ""), status)
+        if address:
+            code = _smtp_code(diagnostic)
+            bounce_type, reason = _classify(action, status, code, diagnostic)
+            result.append(
+                BouncedRecipient(
+                    address, action, status, bounce_type, _clip(diagnostic), None, code, reason
+                )
+            )
+    return result
+
+
+# --- any other text ----------------------------------------------------------------------
+
+_FIELD_LINE = re.compile(r"^[ \t]*(?:Final|Original)-Recipient[ \t]*:", re.I | re.M)
+# Where the report says which recipient failed; the address follows.
+_NAMED_RECIPIENT = re.compile(
+    r"(?:RCPT TO:?|delivering your mail to|following (?:recipient|address)(?:e?s|\(e?s\))?:?|"
+    r"could not be delivered to|delivery to|failed to|recipient:?|unknown user:?)"
+    r"\s*<?(" + _ADDRESS.pattern + ")"
+    # Sendmail's "554 <addr>... reason" and Exchange's "addr on <date>" lines.
+    r"|^[ \t]*(?:[45]\d\d[ \t]+)?<?(" + _ADDRESS.pattern + r")>?(?:\.\.\.|[ \t]+on[ \t])",
+    re.I | re.M,
+)
+_MAX_GENERIC_RECIPIENTS = 20
+
+
+_MESSAGE_ID_FIELD = re.compile(
+    r"(?:message-id|in-reply-to|references)\s*:\s*<?([^<>\s]+@[^<>\s]+?)>?(?:\s|$)", re.I
+)
+
+
+def _message_ids(msg: Message, text: str) -> frozenset[str]:
+    """Message-IDs the bounce quotes: they look like addresses and are none."""
+    found = {m.group(1).lower() for m in _MESSAGE_ID_FIELD.finditer(text)}
+    _, original_id = _correlation(msg)
+    for value in (original_id, _header(msg, "message-id"), _header(msg, "in-reply-to")):
+        if value:
+            found.add(value.strip().strip("<>").lower())
+    return frozenset(found)
+
+
+def _sent_by_mail_system(msg: Message) -> bool:
+    """A mailer-daemon's From or a bounce's Subject: a bounce, whatever else it says."""
+    return bool(
+        _BOUNCE_SENDER.search(_header(msg, "from"))
+        or _BOUNCE_SUBJECT.search(_header(msg, "subject"))
+    )
+
+
+def _report_text(msg: Message) -> str:
+    return _COPY_MARKER.split(_human_text(msg)[:_MAX_REPORT_TEXT], maxsplit=1)[0]
+
+
+def _read_inline_fields(msg: Message) -> list[BouncedRecipient]:
+    """Delivery-status fields written into the text of the bounce rather than a part of
+    their own (Amazon WorkMail, some gateways)."""
+    text = _report_text(msg)
+    if not _FIELD_LINE.search(text):
+        return []
+    found = (_dsn_recipient(fields) for fields in _field_blocks(text))
+    return [recipient for recipient in found if recipient is not None]
+
+
+def _senders(msg: Message) -> frozenset[str]:
+    """Addresses that never failed: whoever sent the original, and the bounce's own ends."""
+    values = [_header(msg, name) for name in ("from", "to", "reply-to", "sender")]
+    try:
+        original = _original_headers(msg)
+    except Exception:  # a broken original leaves the bounce's own headers
+        original = []
+    names = ("from", "sender", "return-path", "reply-to")
+    values += [value for name, value in original if name.strip().lower() in names]
+    return frozenset(usable_address(a) for _, a in getaddresses(values) if usable_address(a))
+
+
+def _original_recipients(msg: Message, senders: frozenset[str]) -> list[str]:
+    try:
+        original = _original_headers(msg)
+    except Exception:  # a broken original names nobody
+        return []
+    values = [value for name, value in original if name.strip().lower() in ("to", "cc")]
+    if not values:
+        values = _quoted_original_recipients(msg)
+    found = (usable_address(a) for _, a in getaddresses(values))
+    return list(dict.fromkeys(a for a in found if a and a not in senders))
+
+
+def _quoted_original_recipients(msg: Message) -> list[str]:
+    """To and Cc of an original quoted in the text after the report ("Unsent message
+    follows", "Message headers follow", ...)."""
+    parts = _COPY_MARKER.split(_human_text(msg)[:_MAX_REPORT_TEXT], maxsplit=1)
+    if len(parts) < 2:
+        return []
+    quoted = parts[1].split("\n", 1)[1] if "\n" in parts[1] else ""
+    headers = message_from_string(quoted.lstrip("\n")[:20_000], policy=policy.compat32)
+    return [str(v) for name in ("to", "cc") for v in (headers.get_all(name) or [])]
+
+
+def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipient]:
+    """Any other bounce: the addresses its report names (not the sender's), each with the
+    lines from its first mention on; when it names none, the returned original's To."""
+    text = _report_text(msg)
+    named = [usable_address(m.group(1) or m.group(2)) for m in _NAMED_RECIPIENT.finditer(text)]
+    mentioned = [usable_address(a) for a in _ADDRESS.findall(text)]
+    original = _original_recipients(msg, senders)
+    ids = _message_ids(msg, text)
+    # Exim and Google name the failed recipients in a header of the bounce.
+    listed = [usable_address(a) for a in _header(msg, "x-failed-recipients").split(",")]
+    candidates = [
+        a
+        for a in dict.fromkeys([a for a in listed if a] or named or mentioned)
+        if a and a not in senders and a not in ids
+    ]
+    if original and not named:
+        candidates = [a for a in candidates if a in original] or candidates
+    if not candidates and _has_failure_words(text):
+        candidates = original
+    candidates = candidates[:_MAX_GENERIC_RECIPIENTS]
+    lowered = text.lower()
+    starts = sorted((max(lowered.find(a), 0), a) for a in candidates)
+    result = []
+    for index, (start, address) in enumerate(starts):
+        end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
+        segment = text[start:end] if end > start else text[start:]
+        if not _has_failure_words(segment):
+            segment = text
+        rcpt = _plain_recipient(address, _diagnostic_lines(segment), None, _action_of(text))
+        if address.endswith("@googlegroups.com") and rcpt.bounce_type is not None:
+            # A Google group that refused the post: the sender may not post, the group exists.
+            rcpt = replace(rcpt, reason=BounceReason.SENDER_REJECTED.value, bounce_type="soft")
+        result.append(rcpt)
+    return result
+
+
+_FAILURE_WORDS = re.compile(
+    r"\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b|fail|error|unknown|not |unable|could ?n.t|"
+    r"can.t|denied|refused|rejected|invalid|exceeded|full|expired|timed? ?out",
+    re.I,
+)
+_DELAY_WORDS = re.compile(
+    r"will (?:be retried|continue trying|keep trying)|still trying|has been delayed|"
+    r"this is (?:only )?a warning|delivery (?:is )?delayed",
+    re.I,
+)
+
+
+def _has_failure_words(text: str) -> bool:
+    return bool(_FAILURE_WORDS.search(text))
+
+
+def _action_of(text: str) -> str:
+    return "delayed" if _DELAY_WORDS.search(text) else "failed"
+
+
+def _diagnostic_lines(segment: str) -> str:
+    lines = [line.strip() for line in segment.splitlines() if line.strip()]
+    return " ".join(lines)[:_MAX_DIAGNOSTIC]
+
+
+def usable_address(value: str) -> str:
+    """The mailbox a recipient field names, lowercased; "" when it names none.
+
+    Not addresses: pipes and paths (``|/usr/bin/x``, ``/var/spool/x``), bare or routed
+    domains (``@mx.example.org``), a domain without a dot. A quoted local part keeps its
+    quotes: ``"jane doe"@example.net``.
+    """
+    value = _TYPE_PREFIX.sub("", value or "", count=1).strip()
+    if "<" in value and ">" in value.split("<", 1)[1]:
+        value = value.split("<", 1)[1].split(">", 1)[0].strip()
+    if value.startswith('"'):
+        closing = value.find('"', 1)
+        if closing < 0:
+            return ""
+        local, rest = value[: closing + 1], value[closing + 1 :]
+        if not rest.startswith("@"):
+            return ""
+        domain = rest[1:].split()[0] if rest[1:].split() else ""
+    else:
+        token = value.split()[0] if value.split() else ""
+        token = token.strip("'\"").rstrip(".,;:")
+        local, _, domain = token.rpartition("@")
+    domain = domain.rstrip(".,;:>)").lower()
+    if not local or local[0] in "|/" or "@" in local.strip('"') or ":" in local.strip('"'):
+        return ""
+    if "." not in domain or not _DOMAIN.match(domain):
+        return ""
+    return f"{local.lower()}@{domain}"
+
+
+_DOMAIN = re.compile(r"^(?:[\w-]+\.)+[\w-]+$")
+
+
 # --- fallback ----------------------------------------------------------------------------
 
 
@@ -700,8 +1016,13 @@ def _read_flufl(raw: bytes) -> list[BouncedRecipient]:
         temporary, permanent = all_failures(_for_flufl(raw))
     except Exception:  # its heuristics are not written for hostile input
         return []
-    hard = sorted({_address(a.decode("utf-8", "replace")) for a in permanent} - {""})
-    soft = sorted({_address(a.decode("utf-8", "replace")) for a in temporary} - {""} - set(hard))
-    return [BouncedRecipient(a, "failed", None, "hard", None, None, None) for a in hard] + [
-        BouncedRecipient(a, "delayed", None, "soft", None, None, None) for a in soft
-    ]
+    hard = sorted({usable_address(a.decode("utf-8", "replace")) for a in permanent} - {""})
+    soft = sorted(
+        {usable_address(a.decode("utf-8", "replace")) for a in temporary} - {""} - set(hard)
+    )
+    # flufl.bounce names addresses only: without the server's words the reason is unknown,
+    # and an unknown reason never suppresses at once.
+    unknown = BounceReason.UNDETERMINED.value
+    return [
+        BouncedRecipient(a, "failed", None, "soft", None, None, None, unknown) for a in hard
+    ] + [BouncedRecipient(a, "delayed", None, "soft", None, None, None, unknown) for a in soft]

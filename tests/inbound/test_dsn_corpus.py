@@ -21,6 +21,7 @@ RECIPIENT_FIELDS = {
     "diagnostic",
     "remote_mta",
     "smtp_code",
+    "reason",
 }
 
 
@@ -57,7 +58,7 @@ def test_expected_reports_name_every_field() -> None:
 
 def test_corpus_covers_every_format() -> None:
     formats = {(_expected(s) or {}).get("format") for s in SAMPLES}
-    wanted = {"rfc3464", "exchange", "gmail", "yahoo", "postfix", "exim", "qmail", "flufl"}
+    wanted = {"rfc3464", "exchange", "gmail", "yahoo", "postfix", "exim", "qmail", "ses", "text"}
     assert wanted <= formats
 
 
@@ -76,8 +77,11 @@ def test_bounce_samples_are_never_auto_replies(sample: Path) -> None:
     assert is_auto_reply(sample.read_bytes()) is False
 
 
-def test_mailbox_full_with_a_5xx_code_stays_hard() -> None:
+def test_mailbox_full_with_a_5xx_code_is_soft() -> None:
+    # The reason decides, not the status class: a full mailbox works again once emptied.
     report = parse_bounce((CORPUS / "exim_hard.eml").read_bytes())
     assert report is not None
     full = [r for r in report.recipients if r.status == "5.2.2"]
-    assert [(r.recipient, r.bounce_type) for r in full] == [("carl@example.org", "hard")]
+    assert [(r.recipient, r.bounce_type, r.reason) for r in full] == [
+        ("carl@example.org", "soft", "mailbox_full")
+    ]

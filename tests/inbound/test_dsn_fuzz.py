@@ -8,6 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailproxy_models.bounce_reasons import BounceReason, is_hard
 from mailproxy_workers.inbound.dsn import (
     BouncedRecipient,
     BounceReport,
@@ -17,7 +18,18 @@ from mailproxy_workers.inbound.dsn import (
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bounces"
 SAMPLES = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml"))]
-FORMATS = {"rfc3464", "exchange", "gmail", "yahoo", "postfix", "exim", "qmail", "flufl"}
+FORMATS = {
+    "rfc3464",
+    "exchange",
+    "gmail",
+    "yahoo",
+    "postfix",
+    "exim",
+    "qmail",
+    "ses",
+    "text",
+    "flufl",
+}
 ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")
 STATUS = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 
@@ -40,8 +52,12 @@ def _assert_well_typed_recipient(recipient: BouncedRecipient) -> None:
     assert recipient.status is None or STATUS.match(recipient.status)
     if recipient.action in ("failed", "delayed"):
         assert recipient.bounce_type in ("hard", "soft")
+        assert recipient.reason in {reason.value for reason in BounceReason}
+        assert recipient.bounce_type == (
+            "hard" if is_hard(BounceReason(recipient.reason), recipient.action) else "soft"
+        )
     else:
-        assert recipient.bounce_type is None
+        assert recipient.bounce_type is None and recipient.reason is None
     assert recipient.diagnostic is None or 0 < len(recipient.diagnostic) <= 1000
     assert recipient.remote_mta is None or isinstance(recipient.remote_mta, str)
     assert recipient.smtp_code is None or 200 <= recipient.smtp_code <= 599
