@@ -8,11 +8,15 @@
 Recording is idempotent in the way a crash needs: a message already final keeps its status
 and only gains the event (a worker that lost its lease may deliver a second time, and the
 record says so).
+
+With several recipients, each has its own outcome (``recipients.py``); the message waits
+(``deferred``) while any recipient was refused only for now, and is final once every
+recipient is: ``sent`` when at least one accepted it, ``error`` when none did.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
@@ -23,6 +27,7 @@ from .db import now
 from .delivery_totals import Outcome, count_outcomes
 from .events import MessageEvent
 from .messages import DEFERRED, ERROR, PENDING, SENT, Message
+from .recipients import ACCEPTED, as_list, give_up, merge, overall_kind, recipient_outcome, summary
 from .send_log import SendLogEntry
 from .tenants import Tenant
 
@@ -53,6 +58,27 @@ class AttemptOutcome:
     smtp_text: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     smtp_message_id: str | None = None
+    # This attempt's answer per recipient address (recipients.recipient_outcome); None for
+    # an outcome that spent no attempt ("account").
+    recipients: dict[str, dict[str, Any]] | None = None
+
+
+def for_each_recipient(outcome: AttemptOutcome, addresses: list[str]) -> AttemptOutcome:
+    """An outcome of the whole attempt (the server never answered for each recipient: no
+    connection, MAIL FROM refused, the message could not be built) as every tried
+    recipient's own; an outcome with per-recipient answers is kept as it is."""
+    if outcome.recipients is not None or outcome.kind == "account":
+        return outcome
+    status = {"sent": ACCEPTED, "permanent": "refused"}.get(outcome.kind, "deferred")
+    return replace(
+        outcome,
+        recipients={
+            address: recipient_outcome(
+                status, outcome.smtp_code, outcome.enhanced_status, outcome.smtp_text
+            )
+            for address in addresses
+        },
+    )
 
 
 def retry_delay(schedule: list[int], attempts: int) -> int | None:
@@ -84,6 +110,7 @@ def record_attempts(
             Message.tenant_id,
             Message.account_id,
             Message.created_at,
+            Message.recipient_outcomes,
             # When the client scheduled it: latency counts from then, not from creation.
             Message.payload["deferred_ts"].as_float().label("scheduled_ts"),
         ).where(Message.pk.in_(list(outcomes)))
@@ -99,9 +126,11 @@ def record_attempts(
     sends: list[dict[str, Any]] = []
     counted: list[Outcome] = []
     for row in rows:
-        outcome = outcomes[row.pk]
         schedule = schedules.get(row.tenant_id) or retry_schedule
+        outcome, recipients = _with_recipients(row, outcomes[row.pk], schedule, current)
         changes, event = transition(row.status, row.attempts, outcome, schedule, current)
+        if recipients is not None and "status" in changes:  # a final message keeps its own
+            changes["recipient_outcomes"] = recipients
         updates.append({"pk": row.pk, **changes})
         events.append({"message_pk": row.pk, "worker": worker, **event})
         if "status" in changes:  # a message already final is not counted twice
@@ -109,7 +138,7 @@ def record_attempts(
             due_from = max(row.created_at, row.scheduled_ts or 0.0)
             latency = current - due_from if kind == "sent" else None
             counted.append(Outcome(row.tenant_id, row.account_id, kind, latency))
-        if outcome.kind == "sent":
+        if _handed_over(outcomes[row.pk]):
             sends.append(
                 {
                     "tenant_id": row.tenant_id,
@@ -138,7 +167,7 @@ def _note_account_health(
         key = (row.tenant_id, row.account_id)
         if outcomes[row.pk].kind == "account":
             failing[key] = outcomes[row.pk].description
-        elif outcomes[row.pk].kind == "sent":
+        elif _handed_over(outcomes[row.pk]):
             healthy.add(key)
     for (tenant_id, account_id), reason in failing.items():
         account = session.get(Account, (tenant_id, account_id))
@@ -149,6 +178,35 @@ def _note_account_health(
         account = session.get(Account, (tenant_id, account_id))
         if account is not None and account.failing_since is not None:
             account.failing_since = account.failing_reason = None
+
+
+def _handed_over(outcome: AttemptOutcome) -> bool:
+    """Whether this attempt handed the message to the server for at least one recipient."""
+    if outcome.recipients is None:
+        return outcome.kind == "sent"
+    return any(answer["status"] == ACCEPTED for answer in outcome.recipients.values())
+
+
+def _with_recipients(
+    row: Any, outcome: AttemptOutcome, schedule: list[int], current: float
+) -> tuple[AttemptOutcome, dict[str, Any] | None]:
+    """The attempt's outcome as it reads for the whole message, with the recipients'
+    outcomes after it: a recipient accepted earlier makes a later refusal of the others
+    end ``sent``; one refused for now keeps the message waiting until retries are spent,
+    then it is refused for good."""
+    if outcome.recipients is None:
+        return outcome, None
+    merged = merge(row.recipient_outcomes, outcome.recipients, current)
+    kind = overall_kind(merged)
+    if kind == "temporary" and retry_delay(schedule, row.attempts + 1) is None:
+        merged = give_up(merged, f"gave up after {row.attempts + 1} attempts")
+        kind = overall_kind(merged)
+    several = len(merged) > 1
+    description = summary(merged) if several and kind != outcome.kind else outcome.description
+    if kind == "permanent" and outcome.kind == "temporary":
+        description = f"gave up after {row.attempts + 1} attempts: {outcome.description}"
+    details = {**outcome.details, "recipients": as_list(outcome.recipients)}
+    return replace(outcome, kind=kind, description=description, details=details), merged  # type: ignore[arg-type]
 
 
 def transition(
@@ -180,7 +238,9 @@ def transition(
     else:
         changes["status"] = target
         if target == SENT:
-            changes.update(sent_ts=current, smtp_message_id=outcome.smtp_message_id, error=None)
+            changes.update(sent_ts=current, error=None)
+            if outcome.smtp_message_id:  # stored at enqueue; older messages get it here
+                changes["smtp_message_id"] = outcome.smtp_message_id
         elif target == ERROR:
             changes.update(error_ts=current, error=description)
         else:
@@ -296,6 +356,12 @@ def retry_messages(
             message.due_at = current
             message.deferred_ts = message.error_ts = message.error = None
             message.claim_token = message.lease_until = message.reported_ts = None
+            # Recipients already accepted are not sent to again; the others are retried.
+            message.recipient_outcomes = {
+                address: outcome
+                for address, outcome in (message.recipient_outcomes or {}).items()
+                if outcome.get("status") == ACCEPTED
+            } or None
             session.add(
                 MessageEvent(
                     message_pk=message.pk,
