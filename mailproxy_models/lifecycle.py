@@ -92,8 +92,12 @@ def record_attempts(
     worker: str,
     retry_schedule: list[int],
     current: float | None = None,
+    tenant_schedules: dict[str, list[int] | None] | None = None,
 ) -> None:
     """Apply the outcomes of one delivery batch (keyed by message pk) in the session.
+
+    ``tenant_schedules`` (tenant id -> its own retry schedule, or None) spares the look-up
+    to a caller that records a batch message by message and already read them.
 
     Bulk statements whatever the batch size: UPDATE the messages by primary key, INSERT
     their events, INSERT the send-log rows of those handed to a server, add the outcomes to
@@ -116,11 +120,9 @@ def record_attempts(
         ).where(Message.pk.in_(list(outcomes)))
     ).all()
     tenant_ids = {row.tenant_id for row in rows}
-    schedules = dict(
-        session.execute(
-            select(Tenant.id, Tenant.retry_schedule).where(Tenant.id.in_(tenant_ids))
-        ).all()
-    )
+    schedules = tenant_schedules
+    if schedules is None or not tenant_ids <= set(schedules):
+        schedules = tenant_retry_schedules(session, tenant_ids)
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     sends: list[dict[str, Any]] = []
@@ -154,6 +156,15 @@ def record_attempts(
     if sends:
         session.execute(insert(SendLogEntry), sends)
     count_outcomes(session, counted)
+
+
+def tenant_retry_schedules(session: Session, tenant_ids: set[str]) -> dict[str, list[int] | None]:
+    """Each tenant's own retry schedule (None: the instance's)."""
+    return dict(
+        session.execute(  # type: ignore[arg-type]
+            select(Tenant.id, Tenant.retry_schedule).where(Tenant.id.in_(tenant_ids))
+        ).all()
+    )
 
 
 def _note_account_health(

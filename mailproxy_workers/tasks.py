@@ -18,7 +18,12 @@ from mailproxy_models.claims import (
     renew_claim,
 )
 from mailproxy_models.db import now, session_scope
-from mailproxy_models.lifecycle import AttemptOutcome, for_each_recipient, record_attempts
+from mailproxy_models.lifecycle import (
+    AttemptOutcome,
+    for_each_recipient,
+    record_attempts,
+    tenant_retry_schedules,
+)
 from mailproxy_models.recipients import recipients_to_try
 from mailproxy_models.tenants import Tenant
 from mailproxy_models.wakeups import DELIVER_TASK, OFFLOAD_PURGE_TASK, SWEEP_TASK, wake_delivery
@@ -61,15 +66,18 @@ def register_tasks(app: Celery) -> None:
 def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
     settings = runtime.instance.settings
     batch_size = settings.delivery_batch_size
+    claimed_at = now()  # the lease runs from here at least
     with session_scope(runtime.instance.sessions) as session:
         claimed = claim_due_messages(
             session,
             priority,
             batch_size,
             settings.lease_seconds,
+            current=claimed_at,
             rate_window_scale=settings.rate_window_scale,
         )
         endpoints, unusable = _endpoints(session, runtime, claimed)
+        schedules = tenant_retry_schedules(session, {m.tenant_id for m in claimed})
         contexts, unprepared = _attachment_contexts(session, runtime, claimed)
     if len(claimed) == batch_size:
         # More may be due. Two wake-ups, not one: a backlog then spreads over every free
@@ -77,7 +85,7 @@ def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
         # The cost is at most one empty claim per batch once the backlog is gone.
         for _ in range(FAN_OUT):
             wake_delivery(app, [priority])
-    batch = _Batch(runtime, claimed)
+    batch = _Batch(runtime, claimed, schedules, claimed_at)
     by_account: dict[tuple[str, str], list[ClaimedMessage]] = defaultdict(list)
     for message in claimed:
         by_account[(message.tenant_id, message.account_id)].append(message)
@@ -123,11 +131,29 @@ class _Batch:
     A message whose claim was lost (the worker stalled past its lease and another claimed
     it) is not sent by this worker."""
 
-    def __init__(self, runtime: WorkerRuntime, claimed: list[ClaimedMessage]) -> None:
+    def __init__(
+        self,
+        runtime: WorkerRuntime,
+        claimed: list[ClaimedMessage],
+        schedules: dict[str, list[int] | None],
+        claimed_at: float,
+    ) -> None:
         self.runtime = runtime
+        self.schedules = schedules
         self.token = claimed[0].claim_token if claimed else ""
         self.unsent = {message.pk for message in claimed}
         self.held = set(self.unsent)
+        self.lease_seconds = runtime.instance.settings.lease_seconds
+        self.lease_until = claimed_at + self.lease_seconds
+
+    def _renew(self, session: Session) -> None:
+        """Renew the claim once half the lease is gone: before that no other worker can
+        have taken a message, so the claim needs no check either."""
+        current = now()
+        if self.lease_until - current > self.lease_seconds / 2:
+            return
+        self.held = renew_claim(session, sorted(self.unsent), self.token, self.lease_seconds)
+        self.lease_until = current + self.lease_seconds
 
     def holds(self, message: ClaimedMessage) -> bool:
         return message.pk in self.held
@@ -145,11 +171,13 @@ class _Batch:
             try:
                 with session_scope(self.runtime.instance.sessions) as session:
                     record_attempts(
-                        session, {message.pk: outcome}, self.runtime.name, settings.retry_schedule
+                        session,
+                        {message.pk: outcome},
+                        self.runtime.name,
+                        settings.retry_schedule,
+                        tenant_schedules=self.schedules,
                     )
-                    self.held = renew_claim(
-                        session, sorted(self.unsent), self.token, settings.lease_seconds
-                    )
+                    self._renew(session)
                 break
             except DBAPIError as exc:
                 if attempt == RECORD_TRIES - 1 or not exc.connection_invalidated:
