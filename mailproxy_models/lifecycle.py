@@ -86,26 +86,67 @@ def retry_delay(schedule: list[int], attempts: int) -> int | None:
     return schedule[attempts - 1] if 0 < attempts <= len(schedule) else None
 
 
+@dataclass
+class Bookkeeping:
+    """What recording outcomes owes besides the messages and their events: the send-log
+    rows (rate limits), the delivery totals, the accounts' health. Kept apart so that a
+    worker recording message by message writes it once per group of messages."""
+
+    current: float = 0.0
+    sends: list[dict[str, Any]] = field(default_factory=list)
+    counted: list[Outcome] = field(default_factory=list)
+    failing: dict[tuple[str, str], str] = field(default_factory=dict)
+    healthy: set[tuple[str, str]] = field(default_factory=set)
+    messages: int = 0
+
+    def add(self, other: Bookkeeping) -> None:
+        self.current = max(self.current, other.current)
+        self.sends += other.sends
+        self.counted += other.counted
+        self.failing.update(other.failing)
+        self.healthy |= other.healthy
+        self.messages += other.messages
+
+
 def record_attempts(
     session: Session,
     outcomes: dict[int, AttemptOutcome],
     worker: str,
     retry_schedule: list[int],
     current: float | None = None,
-    tenant_schedules: dict[str, list[int] | None] | None = None,
 ) -> None:
     """Apply the outcomes of one delivery batch (keyed by message pk) in the session.
-
-    ``tenant_schedules`` (tenant id -> its own retry schedule, or None) spares the look-up
-    to a caller that records a batch message by message and already read them.
 
     Bulk statements whatever the batch size: UPDATE the messages by primary key, INSERT
     their events, INSERT the send-log rows of those handed to a server, add the outcomes to
     the delivery totals (``delivery_totals.count_outcomes``).
     """
+    write_bookkeeping(session, apply_attempts(session, outcomes, worker, retry_schedule, current))
+
+
+def write_bookkeeping(session: Session, owed: Bookkeeping) -> None:
+    _note_account_health(session, owed.failing, owed.healthy, owed.current)
+    if owed.sends:
+        session.execute(insert(SendLogEntry), owed.sends)
+    count_outcomes(session, owed.counted)
+
+
+def apply_attempts(
+    session: Session,
+    outcomes: dict[int, AttemptOutcome],
+    worker: str,
+    retry_schedule: list[int],
+    current: float | None = None,
+    tenant_schedules: dict[str, list[int] | None] | None = None,
+) -> Bookkeeping:
+    """The part of ``record_attempts`` that cannot wait: the messages' new state and their
+    events. Returns the bookkeeping still owed (``write_bookkeeping``).
+
+    ``tenant_schedules`` (tenant id -> its own retry schedule, or None) spares the look-up
+    to a caller that records a batch message by message and already read them."""
     current = now() if current is None else current
     if not outcomes:
-        return
+        return Bookkeeping(current)
     rows = session.execute(
         select(
             Message.pk,
@@ -151,11 +192,15 @@ def record_attempts(
             )
     for same_columns in _group_by_keys(updates):
         session.execute(update(Message), same_columns)
-    _note_account_health(session, rows, outcomes, current)
     session.execute(insert(MessageEvent), events)
-    if sends:
-        session.execute(insert(SendLogEntry), sends)
-    count_outcomes(session, counted)
+    owed = Bookkeeping(current, sends, counted, messages=len(rows))
+    for row in rows:
+        key = (row.tenant_id, row.account_id)
+        if outcomes[row.pk].kind == "account":
+            owed.failing[key] = outcomes[row.pk].description
+        elif _handed_over(outcomes[row.pk]):
+            owed.healthy.add(key)
+    return owed
 
 
 def tenant_retry_schedules(session: Session, tenant_ids: set[str]) -> dict[str, list[int] | None]:
@@ -168,18 +213,13 @@ def tenant_retry_schedules(session: Session, tenant_ids: set[str]) -> dict[str, 
 
 
 def _note_account_health(
-    session: Session, rows: Any, outcomes: dict[int, AttemptOutcome], current: float
+    session: Session,
+    failing: dict[tuple[str, str], str],
+    healthy: set[tuple[str, str]],
+    current: float,
 ) -> None:
     """An account whose authentication failed is marked failing, with the reason; one that
     sent a message is healthy again."""
-    failing: dict[tuple[str, str], str] = {}
-    healthy: set[tuple[str, str]] = set()
-    for row in rows:
-        key = (row.tenant_id, row.account_id)
-        if outcomes[row.pk].kind == "account":
-            failing[key] = outcomes[row.pk].description
-        elif _handed_over(outcomes[row.pk]):
-            healthy.add(key)
     for (tenant_id, account_id), reason in failing.items():
         account = session.get(Account, (tenant_id, account_id))
         if account is not None:

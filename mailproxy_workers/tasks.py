@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from celery import Celery
 from sqlalchemy.exc import DBAPIError
@@ -20,9 +21,11 @@ from mailproxy_models.claims import (
 from mailproxy_models.db import now, session_scope
 from mailproxy_models.lifecycle import (
     AttemptOutcome,
+    Bookkeeping,
+    apply_attempts,
     for_each_recipient,
-    record_attempts,
     tenant_retry_schedules,
+    write_bookkeeping,
 )
 from mailproxy_models.recipients import recipients_to_try
 from mailproxy_models.tenants import Tenant
@@ -35,6 +38,9 @@ from .tenant_attachments import attachment_context
 
 log = logging.getLogger(__name__)
 RECORD_TRIES = 5
+# The send log (rate limits), delivery totals and account health are written once per
+# this many recorded messages: a worker killed meanwhile leaves at most these uncounted.
+BOOK_EVERY = 20
 FAN_OUT = 2
 
 
@@ -119,6 +125,7 @@ def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
                 extra={"message_id": message.id, "tenant_id": message.tenant_id},
             )
             batch.record(message, outcome)
+    batch.finish()
     return len(claimed)
 
 
@@ -145,6 +152,7 @@ class _Batch:
         self.held = set(self.unsent)
         self.lease_seconds = runtime.instance.settings.lease_seconds
         self.lease_until = claimed_at + self.lease_seconds
+        self.owed = Bookkeeping()
 
     def _renew(self, session: Session) -> None:
         """Renew the claim once half the lease is gone: before that no other worker can
@@ -167,26 +175,25 @@ class _Batch:
         tried = recipients_to_try(message.payload, message.recipient_outcomes)
         outcome = for_each_recipient(outcome, tried)
         settings = self.runtime.instance.settings
-        for attempt in range(RECORD_TRIES):
-            try:
-                with session_scope(self.runtime.instance.sessions) as session:
-                    record_attempts(
-                        session,
-                        {message.pk: outcome},
-                        self.runtime.name,
-                        settings.retry_schedule,
-                        tenant_schedules=self.schedules,
-                    )
-                    self._renew(session)
-                break
-            except DBAPIError as exc:
-                if attempt == RECORD_TRIES - 1 or not exc.connection_invalidated:
-                    # This outcome is lost: the message may be sent again once its lease
-                    # runs out. Send nothing more of this batch.
-                    self.held = set()
-                    raise
-                log.warning("database connection lost while recording outcomes; retrying")
-                time.sleep(0.2 * (attempt + 1))
+
+        owed: list[Bookkeeping] = []  # of the try that committed
+
+        def write(session: Session) -> None:
+            owed[:] = [
+                apply_attempts(
+                    session,
+                    {message.pk: outcome},
+                    self.runtime.name,
+                    settings.retry_schedule,
+                    tenant_schedules=self.schedules,
+                )
+            ]
+            self._renew(session)
+
+        self._write(write)
+        self.owed.add(owed[0])
+        if self.owed.messages >= BOOK_EVERY:
+            self.finish()
         lost = self.unsent - self.held
         if lost:
             log.warning(
@@ -194,6 +201,30 @@ class _Batch:
                 len(lost),
             )
             self.unsent -= lost
+
+    def finish(self) -> None:
+        """Write the bookkeeping owed for the messages recorded so far."""
+        if self.owed.messages or self.owed.failing:
+            owed, self.owed = self.owed, Bookkeeping()
+            self._write(lambda session: write_bookkeeping(session, owed))
+
+    def _write(self, write: Callable[[Session], None]) -> None:
+        """One transaction, retried on a lost database connection: these messages already
+        left, and an outcome not written means they would be sent again once their lease
+        expires."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                with session_scope(self.runtime.instance.sessions) as session:
+                    write(session)
+                return
+            except DBAPIError as exc:
+                if attempt == RECORD_TRIES - 1 or not exc.connection_invalidated:
+                    # Not written: the message may be sent again once its lease runs
+                    # out. Send nothing more of this batch.
+                    self.held = set()
+                    raise
+                log.warning("database connection lost while recording outcomes; retrying")
+                time.sleep(0.2 * (attempt + 1))
 
 
 def _endpoints(
