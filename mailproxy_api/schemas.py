@@ -409,6 +409,20 @@ class EventSchema(Schema):
     reported_ts = fields.Integer(allow_none=True)
 
 
+class RecipientOutcomeSchema(Schema):
+    address = fields.String()
+    status = fields.String(
+        metadata={
+            "description": "pending (not answered yet), accepted, deferred (refused for now, "
+            "tried again), refused (for good)"
+        }
+    )
+    smtp_code = fields.Integer(allow_none=True)
+    enhanced_status = fields.String(allow_none=True)
+    smtp_text = fields.String(allow_none=True)
+    ts = fields.Integer(allow_none=True)
+
+
 class MessageOutSchema(Schema):
     id = fields.String()
     tenant_id = fields.String()
@@ -423,6 +437,10 @@ class MessageOutSchema(Schema):
     error = fields.String(allow_none=True)
     reported_ts = fields.Integer(allow_none=True)
     attempts = fields.Integer()
+    smtp_message_id = fields.String(
+        allow_none=True, metadata={"description": "The Message-ID every attempt carries."}
+    )
+    recipients = fields.List(fields.Nested(RecipientOutcomeSchema))
     events = fields.List(fields.Nested(EventSchema))
     # What came back (docs/bounces.md): the latest bounce and the PEC receipts.
     bounce_ts = fields.Integer(allow_none=True)

@@ -5,6 +5,11 @@ candidates are picked with ``FOR UPDATE SKIP LOCKED``, so concurrent workers tak
 batches without waiting on each other; the conditional UPDATE re-checks the lease, so even
 without row locks (SQLite, where writers are serialised anyway) a message is claimed by one
 token only. A claim whose worker died simply expires: the message is due again.
+
+A worker renews its claim on the rest of its batch after each message it records
+(``renew_claim``): a slow server never lets the lease run out under a live worker, and a
+worker that finds its claim gone (it stalled past the lease and another took the messages)
+stops sending them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from .accounts import Account
 from .db import now
 from .lifecycle import hold_over_limit
 from .message_validation import PRIORITIES
-from .messages import WAITING, Message
+from .messages import WAITING, Message, new_message_id
 from .ratelimits import capacity, limits_of, lock_account
 from .suspensions import not_suspended
 
@@ -36,6 +41,10 @@ class ClaimedMessage:
     payload: dict[str, Any]
     claim_token: str
     verp_token: str | None = None
+    # The Message-ID every attempt carries, chosen at enqueue.
+    smtp_message_id: str | None = None
+    # Outcomes per recipient of earlier attempts (recipients.py); None before the first.
+    recipient_outcomes: dict[str, Any] | None = None
 
 
 def _claimable(current: float) -> Any:
@@ -86,13 +95,62 @@ def claim_due_messages(
             Message.id,
             Message.payload,
             Message.verp_token,
+            Message.smtp_message_id,
+            Message.recipient_outcomes,
         ).where(Message.claim_token == token)
     ).all()
+    message_ids = _message_ids(session, rows)
     order = {pk: index for index, pk in enumerate(pks)}
     return [
-        ClaimedMessage(r.pk, r.tenant_id, r.account_id, r.id, r.payload, token, r.verp_token)
+        ClaimedMessage(
+            r.pk,
+            r.tenant_id,
+            r.account_id,
+            r.id,
+            r.payload,
+            token,
+            r.verp_token,
+            message_ids.get(r.pk, r.smtp_message_id),
+            r.recipient_outcomes,
+        )
         for r in sorted(rows, key=lambda r: order[r.pk])
     ]
+
+
+def _message_ids(session: Session, rows: Any) -> dict[int, str]:
+    """Message-IDs for claimed messages stored without one (before it was chosen at
+    enqueue): chosen now and stored, so that their next attempts carry the same."""
+    chosen = {r.pk: new_message_id(r.payload["from"]) for r in rows if r.smtp_message_id is None}
+    if chosen:
+        session.execute(
+            update(Message),
+            [{"pk": pk, "smtp_message_id": value} for pk, value in chosen.items()],
+        )
+    return chosen
+
+
+def renew_claim(
+    session: Session,
+    pks: list[int],
+    token: str,
+    lease_seconds: float,
+    current: float | None = None,
+) -> set[int]:
+    """Extend the lease on the messages still held under ``token``; returns their pks.
+
+    Conditional on the token: a message whose lease ran out and that another worker
+    claimed is not in the answer, and the caller must not send it."""
+    if not pks:
+        return set()
+    current = now() if current is None else current
+    renewed = session.execute(
+        update(Message)
+        .where(Message.pk.in_(pks), Message.claim_token == token, Message.status.in_(WAITING))
+        .values(lease_until=current + lease_seconds)
+        .returning(Message.pk)
+        .execution_options(synchronize_session=False)
+    )
+    return set(renewed.scalars())
 
 
 def due_priorities(session: Session, current: float | None = None) -> list[int]:

@@ -8,11 +8,15 @@
 Recording is idempotent in the way a crash needs: a message already final keeps its status
 and only gains the event (a worker that lost its lease may deliver a second time, and the
 record says so).
+
+With several recipients, each has its own outcome (``recipients.py``); the message waits
+(``deferred``) while any recipient was refused only for now, and is final once every
+recipient is: ``sent`` when at least one accepted it, ``error`` when none did.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
@@ -23,6 +27,7 @@ from .db import now
 from .delivery_totals import Outcome, count_outcomes
 from .events import MessageEvent
 from .messages import DEFERRED, ERROR, PENDING, SENT, Message
+from .recipients import ACCEPTED, as_list, give_up, merge, overall_kind, recipient_outcome, summary
 from .send_log import SendLogEntry
 from .tenants import Tenant
 
@@ -53,11 +58,54 @@ class AttemptOutcome:
     smtp_text: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     smtp_message_id: str | None = None
+    # This attempt's answer per recipient address (recipients.recipient_outcome); None for
+    # an outcome that spent no attempt ("account").
+    recipients: dict[str, dict[str, Any]] | None = None
+
+
+def for_each_recipient(outcome: AttemptOutcome, addresses: list[str]) -> AttemptOutcome:
+    """An outcome of the whole attempt (the server never answered for each recipient: no
+    connection, MAIL FROM refused, the message could not be built) as every tried
+    recipient's own; an outcome with per-recipient answers is kept as it is."""
+    if outcome.recipients is not None or outcome.kind == "account":
+        return outcome
+    status = {"sent": ACCEPTED, "permanent": "refused"}.get(outcome.kind, "deferred")
+    return replace(
+        outcome,
+        recipients={
+            address: recipient_outcome(
+                status, outcome.smtp_code, outcome.enhanced_status, outcome.smtp_text
+            )
+            for address in addresses
+        },
+    )
 
 
 def retry_delay(schedule: list[int], attempts: int) -> int | None:
     """Seconds before the next try after ``attempts`` failed tries, None when out of retries."""
     return schedule[attempts - 1] if 0 < attempts <= len(schedule) else None
+
+
+@dataclass
+class Bookkeeping:
+    """What recording outcomes owes besides the messages and their events: the send-log
+    rows (rate limits), the delivery totals, the accounts' health. Kept apart so that a
+    worker recording message by message writes it once per group of messages."""
+
+    current: float = 0.0
+    sends: list[dict[str, Any]] = field(default_factory=list)
+    counted: list[Outcome] = field(default_factory=list)
+    failing: dict[tuple[str, str], str] = field(default_factory=dict)
+    healthy: set[tuple[str, str]] = field(default_factory=set)
+    messages: int = 0
+
+    def add(self, other: Bookkeeping) -> None:
+        self.current = max(self.current, other.current)
+        self.sends += other.sends
+        self.counted += other.counted
+        self.failing.update(other.failing)
+        self.healthy |= other.healthy
+        self.messages += other.messages
 
 
 def record_attempts(
@@ -73,9 +121,32 @@ def record_attempts(
     their events, INSERT the send-log rows of those handed to a server, add the outcomes to
     the delivery totals (``delivery_totals.count_outcomes``).
     """
+    write_bookkeeping(session, apply_attempts(session, outcomes, worker, retry_schedule, current))
+
+
+def write_bookkeeping(session: Session, owed: Bookkeeping) -> None:
+    _note_account_health(session, owed.failing, owed.healthy, owed.current)
+    if owed.sends:
+        session.execute(insert(SendLogEntry), owed.sends)
+    count_outcomes(session, owed.counted)
+
+
+def apply_attempts(
+    session: Session,
+    outcomes: dict[int, AttemptOutcome],
+    worker: str,
+    retry_schedule: list[int],
+    current: float | None = None,
+    tenant_schedules: dict[str, list[int] | None] | None = None,
+) -> Bookkeeping:
+    """The part of ``record_attempts`` that cannot wait: the messages' new state and their
+    events. Returns the bookkeeping still owed (``write_bookkeeping``).
+
+    ``tenant_schedules`` (tenant id -> its own retry schedule, or None) spares the look-up
+    to a caller that records a batch message by message and already read them."""
     current = now() if current is None else current
     if not outcomes:
-        return
+        return Bookkeeping(current)
     rows = session.execute(
         select(
             Message.pk,
@@ -84,24 +155,25 @@ def record_attempts(
             Message.tenant_id,
             Message.account_id,
             Message.created_at,
+            Message.recipient_outcomes,
             # When the client scheduled it: latency counts from then, not from creation.
             Message.payload["deferred_ts"].as_float().label("scheduled_ts"),
         ).where(Message.pk.in_(list(outcomes)))
     ).all()
     tenant_ids = {row.tenant_id for row in rows}
-    schedules = dict(
-        session.execute(
-            select(Tenant.id, Tenant.retry_schedule).where(Tenant.id.in_(tenant_ids))
-        ).all()
-    )
+    schedules = tenant_schedules
+    if schedules is None or not tenant_ids <= set(schedules):
+        schedules = tenant_retry_schedules(session, tenant_ids)
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     sends: list[dict[str, Any]] = []
     counted: list[Outcome] = []
     for row in rows:
-        outcome = outcomes[row.pk]
         schedule = schedules.get(row.tenant_id) or retry_schedule
+        outcome, recipients = _with_recipients(row, outcomes[row.pk], schedule, current)
         changes, event = transition(row.status, row.attempts, outcome, schedule, current)
+        if recipients is not None and "status" in changes:  # a final message keeps its own
+            changes["recipient_outcomes"] = recipients
         updates.append({"pk": row.pk, **changes})
         events.append({"message_pk": row.pk, "worker": worker, **event})
         if "status" in changes:  # a message already final is not counted twice
@@ -109,7 +181,7 @@ def record_attempts(
             due_from = max(row.created_at, row.scheduled_ts or 0.0)
             latency = current - due_from if kind == "sent" else None
             counted.append(Outcome(row.tenant_id, row.account_id, kind, latency))
-        if outcome.kind == "sent":
+        if _handed_over(outcomes[row.pk]):
             sends.append(
                 {
                     "tenant_id": row.tenant_id,
@@ -120,26 +192,34 @@ def record_attempts(
             )
     for same_columns in _group_by_keys(updates):
         session.execute(update(Message), same_columns)
-    _note_account_health(session, rows, outcomes, current)
     session.execute(insert(MessageEvent), events)
-    if sends:
-        session.execute(insert(SendLogEntry), sends)
-    count_outcomes(session, counted)
-
-
-def _note_account_health(
-    session: Session, rows: Any, outcomes: dict[int, AttemptOutcome], current: float
-) -> None:
-    """An account whose authentication failed is marked failing, with the reason; one that
-    sent a message is healthy again."""
-    failing: dict[tuple[str, str], str] = {}
-    healthy: set[tuple[str, str]] = set()
+    owed = Bookkeeping(current, sends, counted, messages=len(rows))
     for row in rows:
         key = (row.tenant_id, row.account_id)
         if outcomes[row.pk].kind == "account":
-            failing[key] = outcomes[row.pk].description
-        elif outcomes[row.pk].kind == "sent":
-            healthy.add(key)
+            owed.failing[key] = outcomes[row.pk].description
+        elif _handed_over(outcomes[row.pk]):
+            owed.healthy.add(key)
+    return owed
+
+
+def tenant_retry_schedules(session: Session, tenant_ids: set[str]) -> dict[str, list[int] | None]:
+    """Each tenant's own retry schedule (None: the instance's)."""
+    return dict(
+        session.execute(  # type: ignore[arg-type]
+            select(Tenant.id, Tenant.retry_schedule).where(Tenant.id.in_(tenant_ids))
+        ).all()
+    )
+
+
+def _note_account_health(
+    session: Session,
+    failing: dict[tuple[str, str], str],
+    healthy: set[tuple[str, str]],
+    current: float,
+) -> None:
+    """An account whose authentication failed is marked failing, with the reason; one that
+    sent a message is healthy again."""
     for (tenant_id, account_id), reason in failing.items():
         account = session.get(Account, (tenant_id, account_id))
         if account is not None:
@@ -149,6 +229,35 @@ def _note_account_health(
         account = session.get(Account, (tenant_id, account_id))
         if account is not None and account.failing_since is not None:
             account.failing_since = account.failing_reason = None
+
+
+def _handed_over(outcome: AttemptOutcome) -> bool:
+    """Whether this attempt handed the message to the server for at least one recipient."""
+    if outcome.recipients is None:
+        return outcome.kind == "sent"
+    return any(answer["status"] == ACCEPTED for answer in outcome.recipients.values())
+
+
+def _with_recipients(
+    row: Any, outcome: AttemptOutcome, schedule: list[int], current: float
+) -> tuple[AttemptOutcome, dict[str, Any] | None]:
+    """The attempt's outcome as it reads for the whole message, with the recipients'
+    outcomes after it: a recipient accepted earlier makes a later refusal of the others
+    end ``sent``; one refused for now keeps the message waiting until retries are spent,
+    then it is refused for good."""
+    if outcome.recipients is None:
+        return outcome, None
+    merged = merge(row.recipient_outcomes, outcome.recipients, current)
+    kind = overall_kind(merged)
+    if kind == "temporary" and retry_delay(schedule, row.attempts + 1) is None:
+        merged = give_up(merged, f"gave up after {row.attempts + 1} attempts")
+        kind = overall_kind(merged)
+    several = len(merged) > 1
+    description = summary(merged) if several and kind != outcome.kind else outcome.description
+    if kind == "permanent" and outcome.kind == "temporary":
+        description = f"gave up after {row.attempts + 1} attempts: {outcome.description}"
+    details = {**outcome.details, "recipients": as_list(outcome.recipients)}
+    return replace(outcome, kind=kind, description=description, details=details), merged  # type: ignore[arg-type]
 
 
 def transition(
@@ -180,7 +289,9 @@ def transition(
     else:
         changes["status"] = target
         if target == SENT:
-            changes.update(sent_ts=current, smtp_message_id=outcome.smtp_message_id, error=None)
+            changes.update(sent_ts=current, error=None)
+            if outcome.smtp_message_id:  # stored at enqueue; older messages get it here
+                changes["smtp_message_id"] = outcome.smtp_message_id
         elif target == ERROR:
             changes.update(error_ts=current, error=description)
         else:
@@ -296,6 +407,12 @@ def retry_messages(
             message.due_at = current
             message.deferred_ts = message.error_ts = message.error = None
             message.claim_token = message.lease_until = message.reported_ts = None
+            # Recipients already accepted are not sent to again; the others are retried.
+            message.recipient_outcomes = {
+                address: outcome
+                for address, outcome in (message.recipient_outcomes or {}).items()
+                if outcome.get("status") == ACCEPTED
+            } or None
             session.add(
                 MessageEvent(
                     message_pk=message.pk,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from email.utils import make_msgid
 from typing import Any
 
 from sqlalchemy import (
@@ -27,11 +28,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .accounts import Account
-from .addresses import envelope_recipients
+from .addresses import envelope_recipients, stored_mailbox
 from .db import Base, BigId, insert_for, now, unix_seconds
 from .errors import InvalidInput
 from .events import event_record, events_of
 from .message_validation import MessageLimits, normalize_message
+from .recipients import recipient_records
 from .returned_mail import latest_returned_mail, returned_mail_of
 from .secrets_box import SecretBox
 from .suppression_list import normalize_address, refusal_reason, suppressed_among
@@ -79,6 +81,9 @@ class Message(Base):
     smtp_message_id: Mapped[str | None] = mapped_column(String(998))
     # The secret part of the VERP return path (verp.py); empty for messages stored before it.
     verp_token: Mapped[str | None] = mapped_column(String(16))
+    # Each envelope recipient's outcome so far, keyed by address (``recipients.py``); NULL
+    # until the first attempt that reached RCPT TO.
+    recipient_outcomes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 @dataclass
@@ -182,7 +187,16 @@ def _row(message: dict[str, Any], current: float) -> dict[str, Any]:
         "due_at": max(deferred_ts or 0.0, current),
         "attempts": 0,
         "verp_token": new_verp_token(),
+        # Chosen once, sent on every attempt: copies of one message carry one Message-ID.
+        "smtp_message_id": message.get("message_id") or new_message_id(message["from"]),
     }
+
+
+def new_message_id(sender: Any) -> str:
+    """A fresh Message-ID in the sender's domain (RFC 5322 msg-id); ``sender`` in either
+    stored form (addresses.stored_mailbox)."""
+    domain = stored_mailbox(sender)["address"].rpartition("@")[2] or None
+    return make_msgid(domain=domain)
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]], result: EnqueueResult) -> None:
@@ -353,6 +367,8 @@ def message_record(message: Message, events: list[Any] | None = None) -> dict[st
         "error": message.error,
         "reported_ts": unix_seconds(message.reported_ts),
         "attempts": message.attempts,
+        "smtp_message_id": message.smtp_message_id,
+        "recipients": recipient_records(message),
     }
     if events is not None:
         record["events"] = [event_record(event) for event in events]

@@ -58,18 +58,22 @@ class ReportEntry:
 
 
 def report_body(message_id: str, event: MessageEvent) -> dict[str, Any]:
-    """One entry of the ``delivery_report`` list, shaped by the event's kind (API.md)."""
+    """One entry of the ``delivery_report`` list, shaped by the event's kind (API.md).
+
+    An attempt's entry lists what the server answered for each recipient it was sent to
+    (``recipients``), so a client sees who got it and who is still waiting."""
     ts = int(event.ts)
     if event.kind == "sent":
-        return {"id": message_id, "sent_ts": ts}
+        return {"id": message_id, "sent_ts": ts, **_recipients(event)}
     if event.kind == "error":
-        return {"id": message_id, "error_ts": ts, "error": event.description}
+        return {"id": message_id, "error_ts": ts, "error": event.description, **_recipients(event)}
     if event.kind in ("deferred", "rate_limited"):
         retry_at = (event.details or {}).get("retry_at", ts)
         return {
             "id": message_id,
             "deferred_ts": int(retry_at),
             "deferred_reason": event.description,
+            **_recipients(event),
         }
     if event.kind == "bounce":
         details = event.details or {}
@@ -82,6 +86,14 @@ def report_body(message_id: str, event: MessageEvent) -> dict[str, Any]:
             "bounce_category": details.get("reason"),  # docs/bounces.md: the reason's name
         }
     return {"id": message_id, "pec_event": event.kind, "pec_ts": ts, "pec_details": event.details}
+
+
+def _recipients(event: MessageEvent) -> dict[str, Any]:
+    recipients = (event.details or {}).get("recipients")
+    if not recipients:
+        return {}
+    fields = ("address", "status", "smtp_code", "enhanced_status", "smtp_text")
+    return {"recipients": [{name: r.get(name) for name in fields} for r in recipients]}
 
 
 def pending_reports(session: Session, tenant_id: str, limit: int) -> list[ReportEntry]:

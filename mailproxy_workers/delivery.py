@@ -2,16 +2,18 @@
 
 A message is ``sent`` only when the server answered 250 to the end of DATA; the code and
 text of that answer go on the event. 4xx answers, timeouts and dropped connections are
-temporary; 5xx answers are permanent. Recipients refused among several are listed in the
-event's details while the message goes to the others.
+temporary; 5xx answers are permanent. Each recipient's answer is kept on the outcome
+(``recipients``): an attempt goes only to the recipients not yet final, and one refused for
+now among several is tried again alone, in a new transaction, on the retry schedule.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +21,14 @@ from mailproxy_models.accounts import SmtpEndpoint
 from mailproxy_models.claims import ClaimedMessage
 from mailproxy_models.lifecycle import AttemptOutcome
 from mailproxy_models.log_format import log_context
+from mailproxy_models.recipients import (
+    ACCEPTED,
+    DEFERRED,
+    recipient_outcome,
+    recipients_to_try,
+    status_of_code,
+    summary,
+)
 from mailproxy_models.verp import verp_address
 
 from .attachments import AttachmentError, AttachmentFetcher, FetchedAttachment, TenantSources
@@ -26,6 +36,7 @@ from .composer import DownloadLink, Envelope, compose
 from .offload import Offloader
 from .smtp_pool import InsecureAuthRefused, PooledConnection, SmtpConnectionPool
 
+log = logging.getLogger(__name__)
 LEADING_DOT = re.compile(rb"(?m)^\.")
 ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 
@@ -33,9 +44,17 @@ ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 class _Refused(Exception):
     """An SMTP answer that ends the transaction for this message (not the connection)."""
 
-    def __init__(self, stage: str, code: int, text: str, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        stage: str,
+        code: int,
+        text: str,
+        details: dict[str, Any] | None = None,
+        recipients: dict[str, dict[str, Any]] | None = None,
+    ):
         super().__init__(f"{stage}: {code} {text}")
         self.stage, self.code, self.text, self.details = stage, code, text, details or {}
+        self.recipients = recipients
 
 
 def _decode(reply: bytes | str) -> str:
@@ -59,7 +78,7 @@ class AttachmentContext:
 def deliver_messages(
     pool: SmtpConnectionPool,
     endpoint: SmtpEndpoint,
-    messages: list[ClaimedMessage],
+    messages: Iterable[ClaimedMessage],
     attachments: AttachmentContext | None = None,
 ) -> Iterator[tuple[ClaimedMessage, AttemptOutcome]]:
     """Send messages of one account over its pooled connection, yielding each outcome.
@@ -73,10 +92,31 @@ def deliver_messages(
             continue
         # Lines logged while sending (attachments, offload, pool) name the message.
         with log_context(message_id=message.id, tenant_id=message.tenant_id):
-            outcome = deliver_one(pool, endpoint, message, attachments)
+            outcome = _isolated(pool, endpoint, message, attachments)
         if outcome.kind == "account":
             account_failure = outcome
         yield message, outcome
+
+
+def _isolated(
+    pool: SmtpConnectionPool,
+    endpoint: SmtpEndpoint,
+    message: ClaimedMessage,
+    attachments: AttachmentContext | None,
+) -> AttemptOutcome:
+    """One attempt whose unexpected failure (a bug, a tenant setting no one foresaw) is this
+    message's outcome, tried again on the schedule, never the end of the batch. Nothing was
+    accepted then: every path past the server's answer to DATA returns an outcome."""
+    try:
+        return deliver_one(pool, endpoint, message, attachments)
+    except Exception as exc:
+        log.exception("message %s/%s could not be prepared or sent", message.tenant_id, message.id)
+        return AttemptOutcome(
+            "temporary",
+            f"could not be prepared or sent ({type(exc).__name__}: {exc}); "
+            "tried again on the retry schedule",
+            details={"exception": type(exc).__name__},
+        )
 
 
 def deliver_one(
@@ -126,10 +166,17 @@ def _send(
     fetched: list[FetchedAttachment] | None,
     links: list[DownloadLink],
 ) -> AttemptOutcome:
+    payload = message.payload
+    if message.smtp_message_id:  # every attempt carries the Message-ID chosen at enqueue
+        payload = {**payload, "message_id": message.smtp_message_id}
     try:
-        envelope = compose(message.payload, fetched, links)
+        envelope = compose(payload, fetched, links)
     except (ValueError, TypeError, KeyError) as exc:
         return AttemptOutcome("permanent", f"message cannot be built: {exc}")
+    # Recipients already accepted or refused for good by an earlier attempt are not sent to.
+    envelope = replace(
+        envelope, recipients=recipients_to_try(message.payload, message.recipient_outcomes)
+    )
     if endpoint.bounce_address and not message.payload.get("return_path"):
         # VERP: the envelope sender names the message; a client's own return_path wins.
         mail_from = verp_address(endpoint.bounce_address, message.pk, message.verp_token)
@@ -182,40 +229,50 @@ def _transaction(pooled: PooledConnection, envelope: Envelope) -> AttemptOutcome
     if code != 250:
         _abort(smtp, code)
         raise _Refused("MAIL FROM", code, _decode(reply))
+    answers: dict[str, dict[str, Any]] = {}
     refused: dict[str, dict[str, Any]] = {}
     for rcpt in envelope.recipients:
         code, reply = smtp.rcpt(rcpt)
+        text = _decode(reply)
+        answers[rcpt] = recipient_outcome(status_of_code(code), code, _enhanced(text), text)
         if code not in (250, 251):
-            refused[rcpt] = {"code": code, "text": _decode(reply)}
+            refused[rcpt] = {"code": code, "text": text}
             if code == 421:
-                raise _Refused("RCPT TO", code, _decode(reply), {"refused_recipients": refused})
+                raise _Refused("RCPT TO", code, text, {"refused_recipients": refused})
     if len(refused) == len(envelope.recipients):
         _abort(smtp, 0)
         # All refused: temporary if any refusal was, so the message is tried again.
         worst = min(refused.values(), key=lambda r: 0 if 400 <= r["code"] < 500 else 1)
-        raise _Refused("RCPT TO", worst["code"], worst["text"], {"refused_recipients": refused})
+        raise _Refused(
+            "RCPT TO", worst["code"], worst["text"], {"refused_recipients": refused}, answers
+        )
     if envelope.segments is None:
         code, reply = smtp.data(envelope.data)
     else:
         code, reply = _stream_data(smtp, envelope)
     text = _decode(reply)
+    for answer in answers.values():  # the answer to DATA is every accepted recipient's
+        if answer["status"] == ACCEPTED:
+            answer.update(recipient_outcome(status_of_code(code), code, _enhanced(text), text))
     if code != 250:
         _abort(smtp, code)
-        raise _Refused("DATA", code, text, {"refused_recipients": refused} if refused else None)
+        raise _Refused(
+            "DATA", code, text, {"refused_recipients": refused} if refused else None, answers
+        )
     details: dict[str, Any] = {"accepted_recipients": len(envelope.recipients) - len(refused)}
     if refused:
         details["refused_recipients"] = refused
+    waiting = any(answer["status"] == DEFERRED for answer in answers.values())
     return AttemptOutcome(
-        "sent",
-        "accepted by the server"
-        if not refused
-        else f"accepted for {details['accepted_recipients']} "
-        f"of {len(envelope.recipients)} recipients",
+        # Some recipients refused for now: the message waits for their next try.
+        "temporary" if waiting else "sent",
+        "accepted by the server" if not refused else summary(answers),
         smtp_code=code,
         enhanced_status=_enhanced(text),
         smtp_text=text,
         details=details,
         smtp_message_id=envelope.message_id,
+        recipients=answers,
     )
 
 
@@ -247,4 +304,5 @@ def _classify(refusal: _Refused) -> AttemptOutcome:
         enhanced_status=_enhanced(refusal.text),
         smtp_text=refusal.text,
         details=refusal.details,
+        recipients=refusal.recipients,
     )

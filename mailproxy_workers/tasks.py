@@ -5,15 +5,29 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from celery import Celery
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailproxy_models.accounts import Account, SmtpEndpoint, smtp_endpoint
-from mailproxy_models.claims import ClaimedMessage, claim_due_messages, due_priorities
+from mailproxy_models.claims import (
+    ClaimedMessage,
+    claim_due_messages,
+    due_priorities,
+    renew_claim,
+)
 from mailproxy_models.db import now, session_scope
-from mailproxy_models.lifecycle import AttemptOutcome, record_attempts
+from mailproxy_models.lifecycle import (
+    AttemptOutcome,
+    Bookkeeping,
+    apply_attempts,
+    for_each_recipient,
+    tenant_retry_schedules,
+    write_bookkeeping,
+)
+from mailproxy_models.recipients import recipients_to_try
 from mailproxy_models.tenants import Tenant
 from mailproxy_models.wakeups import DELIVER_TASK, OFFLOAD_PURGE_TASK, SWEEP_TASK, wake_delivery
 
@@ -23,9 +37,10 @@ from .storage.local import purge_expired_files
 from .tenant_attachments import attachment_context
 
 log = logging.getLogger(__name__)
-# Outcomes are written in small groups: a worker killed mid-batch re-sends at most this many.
-RECORD_EVERY = 20
 RECORD_TRIES = 5
+# The send log (rate limits), delivery totals and account health are written once per
+# this many recorded messages: a worker killed meanwhile leaves at most these uncounted.
+BOOK_EVERY = 20
 FAN_OUT = 2
 
 
@@ -57,36 +72,50 @@ def register_tasks(app: Celery) -> None:
 def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
     settings = runtime.instance.settings
     batch_size = settings.delivery_batch_size
+    claimed_at = now()  # the lease runs from here at least
     with session_scope(runtime.instance.sessions) as session:
         claimed = claim_due_messages(
             session,
             priority,
             batch_size,
             settings.lease_seconds,
+            current=claimed_at,
             rate_window_scale=settings.rate_window_scale,
         )
-        endpoints = _endpoints(session, runtime, claimed)
-        contexts = _attachment_contexts(session, runtime, claimed)
+        endpoints, unusable = _endpoints(session, runtime, claimed)
+        schedules = tenant_retry_schedules(session, {m.tenant_id for m in claimed})
+        contexts, unprepared = _attachment_contexts(session, runtime, claimed)
     if len(claimed) == batch_size:
         # More may be due. Two wake-ups, not one: a backlog then spreads over every free
         # worker thread within a few batches instead of being drained by a single chain.
         # The cost is at most one empty claim per batch once the backlog is gone.
         for _ in range(FAN_OUT):
             wake_delivery(app, [priority])
+    batch = _Batch(runtime, claimed, schedules, claimed_at)
     by_account: dict[tuple[str, str], list[ClaimedMessage]] = defaultdict(list)
     for message in claimed:
         by_account[(message.tenant_id, message.account_id)].append(message)
-    pending: dict[int, AttemptOutcome] = {}
     for key, messages in by_account.items():
         endpoint = endpoints.get(key)
         if endpoint is None:
+            failure = unusable.get(key) or AttemptOutcome(
+                "permanent", f"account '{key[1]}' no longer exists"
+            )
             for message in messages:
-                pending[message.pk] = AttemptOutcome(
-                    "permanent", f"account '{message.account_id}' no longer exists"
-                )
+                batch.record(message, failure)
             continue
+        ready: list[ClaimedMessage] = []
+        for message in messages:
+            unusable_tenant = unprepared.get(message.tenant_id)
+            if unusable_tenant is not None and message.payload.get("attachments"):
+                batch.record(message, unusable_tenant)
+            else:
+                ready.append(message)
+        # Lazy: whether the claim still holds is asked just before each message is sent,
+        # after the previous one was recorded and the claim renewed.
+        still_held = (message for message in ready if batch.holds(message))
         context = contexts.get(key[0])
-        for message, outcome in deliver_messages(runtime.pool, endpoint, messages, context):
+        for message, outcome in deliver_messages(runtime.pool, endpoint, still_held, context):
             log.info(
                 "message %s/%s: %s (%s)",
                 message.tenant_id,
@@ -95,51 +124,153 @@ def deliver_batch(app: Celery, runtime: WorkerRuntime, priority: int) -> int:
                 outcome.description,
                 extra={"message_id": message.id, "tenant_id": message.tenant_id},
             )
-            pending[message.pk] = outcome
-            if len(pending) >= RECORD_EVERY:
-                _record(runtime, pending)
-    _record(runtime, pending)
+            batch.record(message, outcome)
+    batch.finish()
     return len(claimed)
+
+
+class _Batch:
+    """A claimed batch being sent: each outcome is recorded as soon as it is known, in the
+    same transaction that renews the claim on the messages not sent yet.
+
+    Recording at once means a worker that dies loses at most the outcome of the message in
+    flight; renewing means a slow server never lets the lease run out under a live worker.
+    A message whose claim was lost (the worker stalled past its lease and another claimed
+    it) is not sent by this worker."""
+
+    def __init__(
+        self,
+        runtime: WorkerRuntime,
+        claimed: list[ClaimedMessage],
+        schedules: dict[str, list[int] | None],
+        claimed_at: float,
+    ) -> None:
+        self.runtime = runtime
+        self.schedules = schedules
+        self.token = claimed[0].claim_token if claimed else ""
+        self.unsent = {message.pk for message in claimed}
+        self.held = set(self.unsent)
+        self.lease_seconds = runtime.instance.settings.lease_seconds
+        self.lease_until = claimed_at + self.lease_seconds
+        self.owed = Bookkeeping()
+
+    def _renew(self, session: Session) -> None:
+        """Renew the claim once half the lease is gone: before that no other worker can
+        have taken a message, so the claim needs no check either."""
+        current = now()
+        if self.lease_until - current > self.lease_seconds / 2:
+            return
+        self.held = renew_claim(session, sorted(self.unsent), self.token, self.lease_seconds)
+        self.lease_until = current + self.lease_seconds
+
+    def holds(self, message: ClaimedMessage) -> bool:
+        return message.pk in self.held
+
+    def record(self, message: ClaimedMessage, outcome: AttemptOutcome) -> None:
+        self.unsent.discard(message.pk)
+        if not self.holds(message):
+            # Never sent (a message is sent only while held): it is another worker's now,
+            # which records its own outcome.
+            return
+        tried = recipients_to_try(message.payload, message.recipient_outcomes)
+        outcome = for_each_recipient(outcome, tried)
+        settings = self.runtime.instance.settings
+
+        owed: list[Bookkeeping] = []  # of the try that committed
+
+        def write(session: Session) -> None:
+            owed[:] = [
+                apply_attempts(
+                    session,
+                    {message.pk: outcome},
+                    self.runtime.name,
+                    settings.retry_schedule,
+                    tenant_schedules=self.schedules,
+                )
+            ]
+            self._renew(session)
+
+        self._write(write)
+        self.owed.add(owed[0])
+        if self.owed.messages >= BOOK_EVERY:
+            self.finish()
+        lost = self.unsent - self.held
+        if lost:
+            log.warning(
+                "claim lost on %d messages of this batch (lease expired); not sending them",
+                len(lost),
+            )
+            self.unsent -= lost
+
+    def finish(self) -> None:
+        """Write the bookkeeping owed for the messages recorded so far."""
+        if self.owed.messages or self.owed.failing:
+            owed, self.owed = self.owed, Bookkeeping()
+            self._write(lambda session: write_bookkeeping(session, owed))
+
+    def _write(self, write: Callable[[Session], None]) -> None:
+        """One transaction, retried on a lost database connection: these messages already
+        left, and an outcome not written means they would be sent again once their lease
+        expires."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                with session_scope(self.runtime.instance.sessions) as session:
+                    write(session)
+                return
+            except DBAPIError as exc:
+                if attempt == RECORD_TRIES - 1 or not exc.connection_invalidated:
+                    # Not written: the message may be sent again once its lease runs
+                    # out. Send nothing more of this batch.
+                    self.held = set()
+                    raise
+                log.warning("database connection lost while recording outcomes; retrying")
+                time.sleep(0.2 * (attempt + 1))
 
 
 def _endpoints(
     session: Session, runtime: WorkerRuntime, claimed: list[ClaimedMessage]
-) -> dict[tuple[str, str], SmtpEndpoint]:
-    """Connection settings (password decrypted) of each account the batch uses."""
+) -> tuple[dict[tuple[str, str], SmtpEndpoint], dict[tuple[str, str], AttemptOutcome]]:
+    """Connection settings (password decrypted) of each account the batch uses, and the
+    outcome for the messages of an account whose settings cannot be used."""
     endpoints = {}
+    unusable = {}
     for key in {(m.tenant_id, m.account_id) for m in claimed}:
-        account = session.get(Account, key)
-        if account is not None:
-            endpoints[key] = smtp_endpoint(account, runtime.instance.box)
-    return endpoints
+        try:
+            account = session.get(Account, key)
+            if account is not None:
+                endpoints[key] = smtp_endpoint(account, runtime.instance.box)
+        except Exception as exc:
+            log.exception("account %s/%s: settings cannot be used", *key)
+            unusable[key] = AttemptOutcome(
+                "temporary",
+                f"account '{key[1]}': its settings cannot be used ({type(exc).__name__}: "
+                f"{exc}); check the account, the message is tried again on the retry schedule",
+                details={"exception": type(exc).__name__},
+            )
+    return endpoints, unusable
 
 
 def _attachment_contexts(
     session: Session, runtime: WorkerRuntime, claimed: list[ClaimedMessage]
-) -> dict[str, AttachmentContext]:
-    """Per tenant whose messages carry attachments: sources and large-file policy."""
+) -> tuple[dict[str, AttachmentContext], dict[str, AttemptOutcome]]:
+    """Per tenant whose messages carry attachments: sources and large-file policy; and the
+    outcome for the attachment messages of a tenant whose settings cannot be applied (the
+    other tenants of the batch go on)."""
     contexts = {}
+    unprepared = {}
     for tenant_id in {m.tenant_id for m in claimed if m.payload.get("attachments")}:
-        tenant = session.get(Tenant, tenant_id)
-        if tenant is not None:
-            contexts[tenant_id] = attachment_context(tenant, runtime)
-    return contexts
-
-
-def _record(runtime: WorkerRuntime, outcomes: dict[int, AttemptOutcome]) -> None:
-    """Write outcomes, retrying on a lost database connection: these messages already left,
-    and an outcome not written means they would be sent again once their lease expires."""
-    if not outcomes:
-        return
-    settings = runtime.instance.settings
-    for attempt in range(RECORD_TRIES):
         try:
-            with session_scope(runtime.instance.sessions) as session:
-                record_attempts(session, outcomes, runtime.name, settings.retry_schedule)
-            break
-        except DBAPIError as exc:
-            if attempt == RECORD_TRIES - 1 or not exc.connection_invalidated:
-                raise
-            log.warning("database connection lost while recording outcomes; retrying")
-            time.sleep(0.2 * (attempt + 1))
-    outcomes.clear()
+            tenant = session.get(Tenant, tenant_id)
+            if tenant is not None:
+                contexts[tenant_id] = attachment_context(tenant, runtime)
+        except Exception as exc:
+            log.exception("tenant %s: attachment settings cannot be applied", tenant_id)
+            unprepared[tenant_id] = AttemptOutcome(
+                "temporary",
+                f"attachments cannot be prepared: the settings of tenant '{tenant_id}' "
+                f"cannot be applied ({type(exc).__name__}: {exc}); correct the tenant's "
+                "attachment settings (large_file_config, attachment sources); the message is "
+                "tried again on the retry schedule",
+                details={"exception": type(exc).__name__},
+            )
+    return contexts, unprepared

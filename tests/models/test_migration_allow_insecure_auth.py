@@ -28,7 +28,7 @@ def _execute(url: str, sql: str) -> object:
 
 
 def test_0012_adds_allow_insecure_auth_false_for_existing_accounts_and_removes_it(database_url):
-    upgrade(database_url, "0010")
+    upgrade(database_url, "0011")
     assert "allow_insecure_auth" not in _columns(database_url)
     _execute(
         database_url,
@@ -44,7 +44,7 @@ def test_0012_adds_allow_insecure_auth_false_for_existing_accounts_and_removes_i
     )
     upgrade(database_url, "0012")
     assert _execute(database_url, "SELECT allow_insecure_auth FROM accounts") in (False, 0)
-    downgrade(database_url, "0010")
+    downgrade(database_url, "0011")
     assert "allow_insecure_auth" not in _columns(database_url)
     assert _execute(database_url, "SELECT host FROM accounts") == "h"
     upgrade(database_url)
