@@ -421,6 +421,15 @@ class RecipientOutcomeSchema(Schema):
     enhanced_status = fields.String(allow_none=True)
     smtp_text = fields.String(allow_none=True)
     ts = fields.Integer(allow_none=True)
+    reason = fields.String(
+        metadata={
+            "description": "For a recipient refused for good with a 5xx: the bounce reason "
+            "its words give (the vocabulary of bounces, docs/bounces.md)"
+        }
+    )
+    bounce_type = fields.String(
+        metadata={"description": "hard or soft, from the reason (refused recipients only)"}
+    )
 
 
 class MessageOutSchema(Schema):

@@ -26,8 +26,18 @@ from .accounts import Account
 from .db import now
 from .delivery_totals import Outcome, count_outcomes
 from .events import MessageEvent
+from .inbound import BouncePolicy, record_synchronous_refusal
 from .messages import DEFERRED, ERROR, PENDING, SENT, Message
-from .recipients import ACCEPTED, as_list, give_up, merge, overall_kind, recipient_outcome, summary
+from .recipients import (
+    ACCEPTED,
+    REFUSED,
+    as_list,
+    give_up,
+    merge,
+    overall_kind,
+    recipient_outcome,
+    summary,
+)
 from .send_log import SendLogEntry
 from .tenants import Tenant
 
@@ -138,12 +148,16 @@ def apply_attempts(
     retry_schedule: list[int],
     current: float | None = None,
     tenant_schedules: dict[str, list[int] | None] | None = None,
+    bounce_policy: BouncePolicy | None = None,
 ) -> Bookkeeping:
     """The part of ``record_attempts`` that cannot wait: the messages' new state and their
     events. Returns the bookkeeping still owed (``write_bookkeeping``).
 
     ``tenant_schedules`` (tenant id -> its own retry schedule, or None) spares the look-up
-    to a caller that records a batch message by message and already read them."""
+    to a caller that records a batch message by message and already read them.
+
+    A recipient the server refused for good gets the reason a bounce with the same words
+    would get, and the same suppression decision (``bounce_policy``: when soft ones count)."""
     current = now() if current is None else current
     if not outcomes:
         return Bookkeeping(current)
@@ -171,6 +185,8 @@ def apply_attempts(
     for row in rows:
         schedule = schedules.get(row.tenant_id) or retry_schedule
         outcome, recipients = _with_recipients(row, outcomes[row.pk], schedule, current)
+        if recipients is not None:
+            _classify_refusals(session, row, outcomes[row.pk], recipients, bounce_policy, current)
         changes, event = transition(row.status, row.attempts, outcome, schedule, current)
         if recipients is not None and "status" in changes:  # a final message keeps its own
             changes["recipient_outcomes"] = recipients
@@ -201,6 +217,42 @@ def apply_attempts(
         elif _handed_over(outcomes[row.pk]):
             owed.healthy.add(key)
     return owed
+
+
+def _classify_refusals(
+    session: Session,
+    row: Any,
+    attempt: AttemptOutcome,
+    recipients: dict[str, Any],
+    policy: BouncePolicy | None,
+    current: float,
+) -> None:
+    """Recipients this attempt's server refused for good (a 5xx at RCPT TO or DATA): the
+    bounce reason and type on their outcome, the address suppressed when the reason says
+    so (``inbound.record_synchronous_refusal``)."""
+    at_rcpt = (attempt.details or {}).get("refused_recipients") or {}
+    for address, answer in (attempt.recipients or {}).items():
+        code = answer.get("smtp_code")
+        if answer.get("status") != REFUSED or not isinstance(code, int) or not 500 <= code < 600:
+            continue
+        refusal = record_synchronous_refusal(
+            session,
+            row.tenant_id,
+            row.pk,
+            address,
+            code,
+            answer.get("enhanced_status"),
+            answer.get("smtp_text"),
+            command="RCPT" if address in at_rcpt else "DATA",
+            current=current,
+            policy=policy or BouncePolicy(),
+        )
+        if address in recipients:
+            recipients[address] = {
+                **recipients[address],
+                "reason": refusal.reason,
+                "bounce_type": refusal.bounce_type,
+            }
 
 
 def tenant_retry_schedules(session: Session, tenant_ids: set[str]) -> dict[str, list[int] | None]:

@@ -118,14 +118,15 @@ def recipient_records(message: Any) -> list[dict[str, Any]]:
     for address in envelope_recipients(message.payload):
         outcome = outcomes.get(address) or recipient_outcome(fallback)
         ts = outcome.get("ts")
-        records.append(
-            {
-                "address": address,
-                "status": outcome["status"],
-                "smtp_code": outcome.get("smtp_code"),
-                "enhanced_status": outcome.get("enhanced_status"),
-                "smtp_text": outcome.get("smtp_text"),
-                "ts": int(ts) if ts else None,
-            }
-        )
+        record = {
+            "address": address,
+            "status": outcome["status"],
+            "smtp_code": outcome.get("smtp_code"),
+            "enhanced_status": outcome.get("enhanced_status"),
+            "smtp_text": outcome.get("smtp_text"),
+            "ts": int(ts) if ts else None,
+        }
+        # A recipient refused for good carries the bounce reason its words gave.
+        record.update({k: outcome[k] for k in ("reason", "bounce_type") if outcome.get(k)})
+        records.append(record)
     return records

@@ -19,6 +19,7 @@ from mailproxy_models.claims import (
     renew_claim,
 )
 from mailproxy_models.db import now, session_scope
+from mailproxy_models.inbound import BouncePolicy
 from mailproxy_models.lifecycle import (
     AttemptOutcome,
     Bookkeeping,
@@ -186,6 +187,9 @@ class _Batch:
                     self.runtime.name,
                     settings.retry_schedule,
                     tenant_schedules=self.schedules,
+                    bounce_policy=BouncePolicy(
+                        settings.soft_bounce_limit, settings.soft_bounce_window_days * 86400
+                    ),
                 )
             ]
             self._renew(session)
