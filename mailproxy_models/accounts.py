@@ -119,6 +119,9 @@ class SmtpEndpoint:
     use_tls: bool | None
     ttl: int
     tls_verify: bool = True
+    # Most messages one SMTP session carries before it is ended (QUIT) and a new one opened;
+    # None: no limit but the ttl.
+    batch_size: int | None = None
 
     bounce_address: str | None = None
 
@@ -245,6 +248,7 @@ def smtp_endpoint(account: Account, box: SecretBox) -> SmtpEndpoint:
         ttl=account.ttl,
         tls_verify=account.tls_verify,
         bounce_address=account.bounce_address,
+        batch_size=account.batch_size,
     )
 
 
