@@ -63,12 +63,14 @@ class Message(Base):
             postgresql_where=WAITING_PREDICATE,
             sqlite_where=WAITING_PREDICATE,
         ),
-        # A tenant's waiting messages in insertion order: GET /messages?active_only, /status.
+        # A tenant's waiting messages in insertion order: GET /messages?active_only, and
+        # /status's counts per priority from the index alone (PostgreSQL).
         Index(
             "ix_messages_waiting_tenant",
             "tenant_id",
             "pk",
             postgresql_where=WAITING_PREDICATE,
+            postgresql_include=["priority"],
             sqlite_where=WAITING_PREDICATE,
         ),
         # Listings of one tenant by status, in insertion order.
@@ -327,8 +329,13 @@ class MessageFilter:
 def list_messages(
     session: Session, flt: MessageFilter, limit: int = 100, cursor: str | None = None
 ) -> tuple[list[Message], str | None]:
-    """A page of messages in insertion order and the cursor of the next page (None at the end)."""
-    query = select(Message).order_by(Message.pk).limit(limit + 1)
+    """A page of messages in insertion order and the cursor of the next page (None at the end).
+
+    The page's keys are picked first, from an index alone where one covers the filters
+    (the partial index on waiting messages for ``active_only``), then the rows are read by
+    primary key: the planner never chooses to walk the whole table in key order hoping to
+    meet matching rows early."""
+    query = select(Message.pk).order_by(Message.pk).limit(limit + 1)
     if flt.tenant_id is not None:
         query = query.where(Message.tenant_id == flt.tenant_id)
     if flt.status is not None:
@@ -339,7 +346,9 @@ def list_messages(
         query = query.where(is_waiting())
     if cursor is not None:
         query = query.where(Message.pk > decode_cursor(cursor))
-    page = list(session.scalars(query))
+    keys = list(session.scalars(query))
+    rows = select(Message).where(Message.pk.in_(keys)).order_by(Message.pk) if keys else None
+    page = list(session.scalars(rows)) if rows is not None else []
     next_cursor = encode_cursor(page[limit - 1].pk) if len(page) > limit else None
     return page[:limit], next_cursor
 

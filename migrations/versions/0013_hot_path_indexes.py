@@ -29,7 +29,14 @@ def _partial(name: str, columns: list[str], where: sa.TextClause) -> None:
 def upgrade() -> None:
     op.drop_index("ix_messages_claim", table_name="messages")
     _partial("ix_messages_claim", ["priority", "due_at", "pk"], WAITING)
-    _partial("ix_messages_waiting_tenant", ["tenant_id", "pk"], WAITING)
+    op.create_index(
+        "ix_messages_waiting_tenant",
+        "messages",
+        ["tenant_id", "pk"],
+        postgresql_where=WAITING,
+        postgresql_include=["priority"],
+        sqlite_where=WAITING,
+    )
     op.create_index("ix_messages_tenant_status", "messages", ["tenant_id", "status", "pk"])
     _partial("ix_messages_claim_token", ["claim_token"], CLAIMED)
     _partial("ix_messages_in_flight", ["tenant_id", "account_id", "lease_until"], CLAIMED)
