@@ -53,10 +53,12 @@ def delivery_snapshot(session: Session, current: float | None = None) -> Deliver
     snapshot = DeliverySnapshot(totals=read_totals(session), latency=read_latency(session))
     snapshot.due = dict.fromkeys(PRIORITIES, 0)
     snapshot.oldest_due_age = dict.fromkeys(PRIORITIES, 0.0)
-    # The claim index (priority, due_at over waiting messages only) answers this.
+    # The claim index (priority, due_at over waiting messages only) answers this; the
+    # priorities named so that each is a range of due entries, not a walk over everything
+    # waiting (scheduled mail included).
     due_rows = session.execute(
         select(Message.priority, func.count(), func.min(Message.due_at))
-        .where(is_waiting(), Message.due_at <= current)
+        .where(Message.priority.in_(list(PRIORITIES)), is_waiting(), Message.due_at <= current)
         .group_by(Message.priority)
     ).all()
     for priority, count, oldest in due_rows:
