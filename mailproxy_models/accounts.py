@@ -126,6 +126,9 @@ class SmtpEndpoint:
     ttl: int
     tls_verify: bool = True
     allow_insecure_auth: bool = False
+    # Most messages one SMTP session carries before it is ended (QUIT) and a new one opened;
+    # None: no limit but the ttl.
+    batch_size: int | None = None
 
     bounce_address: str | None = None
 
@@ -256,6 +259,7 @@ def smtp_endpoint(account: Account, box: SecretBox) -> SmtpEndpoint:
         tls_verify=account.tls_verify,
         allow_insecure_auth=account.allow_insecure_auth,
         bounce_address=account.bounce_address,
+        batch_size=account.batch_size,
     )
 
 

@@ -25,9 +25,17 @@ from .accounts import Account
 from .db import now
 from .lifecycle import hold_over_limit
 from .message_validation import PRIORITIES
-from .messages import WAITING, Message, new_message_id
-from .ratelimits import capacity, limits_of, lock_account
+from .messages import WAITING, Message, is_waiting, new_message_id
+from .ratelimits import (
+    capacity,
+    limits_of,
+    lock_account,
+    lock_tenant,
+    tenant_capacity,
+    tenant_limits_of,
+)
 from .suspensions import not_suspended
+from .tenants import Tenant
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class ClaimedMessage:
 
 def _claimable(current: float) -> Any:
     return (
-        Message.status.in_(WAITING),
+        is_waiting(),
         Message.due_at <= current,
         or_(Message.lease_until.is_(None), Message.lease_until < current),
         *not_suspended(),
@@ -159,7 +167,11 @@ def due_priorities(session: Session, current: float | None = None) -> list[int]:
     found = []
     for priority in PRIORITIES:
         probe = select(Message.pk).where(Message.priority == priority, *_claimable(current))
-        if session.scalar(probe.limit(1)) is not None:
+        # In the claim index's order: the plan walks that index from the oldest due, even
+        # when the planner overestimates how many rows are due (a scan would then need a
+        # sort of them all).
+        probe = probe.order_by(Message.due_at, Message.pk).limit(1)
+        if session.scalar(probe) is not None:
             found.append(priority)
     return found
 
@@ -168,7 +180,7 @@ def queue_depths(session: Session, tenant_id: str | None = None) -> dict[int, in
     """Waiting messages per priority, of one tenant or of all (for /status)."""
     query = (
         select(Message.priority, func.count(Message.pk))
-        .where(Message.status.in_(WAITING))
+        .where(is_waiting())
         .group_by(Message.priority)
     )
     if tenant_id is not None:
@@ -182,26 +194,67 @@ def queue_depths(session: Session, tenant_id: str | None = None) -> dict[int, in
 def _within_rate_limits(
     session: Session, pks: list[int], current: float, scale: float
 ) -> list[int]:
-    """The candidates their accounts may send now; the others deferred or refused."""
+    """The candidates their accounts and tenants may send now; the others deferred or
+    refused (each per its account's ``limit_behavior``).
+
+    A tenant's ``rate_limits`` span all its accounts: after each account's own limits, the
+    tenant's windows count the sends and claims of every account of the tenant. Locks are
+    taken tenant by tenant in sorted order, the tenant's before its accounts', so claims
+    never wait on each other in a cycle."""
     if not pks:
         return pks
     rows = session.execute(
         select(Message.pk, Message.tenant_id, Message.account_id).where(Message.pk.in_(pks))
     ).all()
     order = {pk: index for index, pk in enumerate(pks)}
-    by_account: dict[tuple[str, str], list[int]] = {}
+    by_tenant: dict[str, dict[str, list[int]]] = {}
     for row in sorted(rows, key=lambda r: order[r.pk]):
-        by_account.setdefault((row.tenant_id, row.account_id), []).append(row.pk)
+        by_tenant.setdefault(row.tenant_id, {}).setdefault(row.account_id, []).append(row.pk)
     allowed: set[int] = set(pks)
-    for (tenant_id, account_id), account_pks in by_account.items():
-        account = session.get(Account, (tenant_id, account_id))
-        limits = limits_of(account, scale) if account is not None else []
-        if account is None or not limits:
-            continue
-        lock_account(session, tenant_id, account_id)
-        room = capacity(session, account, limits, current, len(account_pks))
-        over = account_pks[room.allowed :]
-        if over:
-            hold_over_limit(session, over, account.limit_behavior, room.free_at, current)
-            allowed -= set(over)
+    for tenant_id in sorted(by_tenant):
+        tenant_limits = tenant_limits_of(session.get(Tenant, tenant_id), scale)
+        if tenant_limits:
+            lock_tenant(session, tenant_id)
+        accounts: dict[str, Account | None] = {}
+        kept: list[int] = []  # of this tenant, within their accounts' limits
+        for account_id in sorted(by_tenant[tenant_id]):
+            account = accounts[account_id] = session.get(Account, (tenant_id, account_id))
+            account_pks = by_tenant[tenant_id][account_id]
+            limits = limits_of(account, scale) if account is not None else []
+            if account is None or not limits:
+                kept += account_pks
+                continue
+            lock_account(session, tenant_id, account_id)
+            room = capacity(session, account, limits, current, len(account_pks))
+            over = account_pks[room.allowed :]
+            if over:
+                hold_over_limit(session, over, account.limit_behavior, room.free_at, current)
+                allowed -= set(over)
+            kept += account_pks[: room.allowed]
+        if tenant_limits and kept:
+            kept.sort(key=order.__getitem__)  # the tenant's room goes to the oldest due
+            room = tenant_capacity(session, tenant_id, tenant_limits, current, len(kept))
+            _hold_over_tenant_limit(
+                session, kept[room.allowed :], accounts, rows, room.free_at, current
+            )
+            allowed -= set(kept[room.allowed :])
     return [pk for pk in pks if pk in allowed]
+
+
+def _hold_over_tenant_limit(
+    session: Session,
+    over: list[int],
+    accounts: dict[str, Account | None],
+    rows: Any,
+    free_at: float,
+    current: float,
+) -> None:
+    """Messages over their tenant's limit wait or end as their own account says."""
+    account_of = {row.pk: row.account_id for row in rows}
+    by_behavior: dict[str, list[int]] = {}
+    for pk in over:
+        account = accounts.get(account_of[pk])
+        behavior = account.limit_behavior if account is not None else "defer"
+        by_behavior.setdefault(behavior, []).append(pk)
+    for behavior, held in sorted(by_behavior.items()):
+        hold_over_limit(session, held, behavior, free_at, current)

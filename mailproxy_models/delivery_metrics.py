@@ -19,7 +19,7 @@ from .db import now
 from .delivery_totals import LatencyHistogram, read_latency, read_totals
 from .events import MessageEvent
 from .message_validation import PRIORITIES
-from .messages import WAITING, Message
+from .messages import Message, is_waiting
 from .tenants import Tenant
 
 # The report lag reads only the events not yet reported: a partial index holds just those,
@@ -56,10 +56,12 @@ def delivery_snapshot(session: Session, current: float | None = None) -> Deliver
     snapshot = DeliverySnapshot(totals=read_totals(session), latency=read_latency(session))
     snapshot.due = dict.fromkeys(PRIORITIES, 0)
     snapshot.oldest_due_age = dict.fromkeys(PRIORITIES, 0.0)
-    # The claim index (status, priority, due_at) answers this without touching the rows.
+    # The claim index (priority, due_at over waiting messages only) answers this; the
+    # priorities named so that each is a range of due entries, not a walk over everything
+    # waiting (scheduled mail included).
     due_rows = session.execute(
         select(Message.priority, func.count(), func.min(Message.due_at))
-        .where(Message.status.in_(WAITING), Message.due_at <= current)
+        .where(Message.priority.in_(list(PRIORITIES)), is_waiting(), Message.due_at <= current)
         .group_by(Message.priority)
     ).all()
     for priority, count, oldest in due_rows:

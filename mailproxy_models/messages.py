@@ -22,10 +22,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    literal,
     or_,
     select,
+    text,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from .accounts import Account
 from .addresses import envelope_recipients, stored_mailbox
@@ -43,6 +46,9 @@ from .verp import new_verp_token
 PENDING, DEFERRED, SENT, ERROR = "pending", "deferred", "sent", "error"
 WAITING = (PENDING, DEFERRED)
 STATUSES = (PENDING, DEFERRED, SENT, ERROR)
+# The partial indexes on what is waiting carry this predicate; a query uses them only when
+# its own condition is written the same way, with the values inline (``is_waiting``).
+WAITING_PREDICATE = text("status IN ('pending', 'deferred')")
 
 
 class Message(Base):
@@ -50,7 +56,52 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "id", name="uq_messages_tenant_id_id"),
         # The claim query: waiting messages of one priority whose time has come, oldest first.
-        Index("ix_messages_claim", "status", "priority", "due_at", "pk"),
+        # Partial: it holds only what is waiting, so the claim, the sweeper's probe and the
+        # due counts cost the same whatever the size of the sent history.
+        Index(
+            "ix_messages_claim",
+            "priority",
+            "due_at",
+            "pk",
+            postgresql_where=WAITING_PREDICATE,
+            sqlite_where=WAITING_PREDICATE,
+        ),
+        # A tenant's waiting messages in insertion order: GET /messages?active_only, and
+        # /status's counts per priority from the index alone (PostgreSQL).
+        Index(
+            "ix_messages_waiting_tenant",
+            "tenant_id",
+            "pk",
+            postgresql_where=WAITING_PREDICATE,
+            postgresql_include=["priority"],
+            sqlite_where=WAITING_PREDICATE,
+        ),
+        # Listings of one tenant by status, in insertion order.
+        Index("ix_messages_tenant_status", "tenant_id", "status", "pk"),
+        # Claimed messages only (a claim's token and lease are cleared when its outcome is
+        # recorded): reading a claim back by token, and counting what is in flight for the
+        # rate limits, touch only what some worker holds now.
+        Index(
+            "ix_messages_claim_token",
+            "claim_token",
+            postgresql_where=text("claim_token IS NOT NULL"),
+            sqlite_where=text("claim_token IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_in_flight",
+            "tenant_id",
+            "account_id",
+            "lease_until",
+            postgresql_where=text("claim_token IS NOT NULL"),
+            sqlite_where=text("claim_token IS NOT NULL"),
+        ),
+        # Retention: the reported messages, oldest report first.
+        Index(
+            "ix_messages_reported",
+            "reported_ts",
+            postgresql_where=text("reported_ts IS NOT NULL"),
+            sqlite_where=text("reported_ts IS NOT NULL"),
+        ),
         Index("ix_messages_tenant_batch", "tenant_id", "batch_code"),
         # Receipts and bounces name the original by its Message-ID.
         Index("ix_messages_tenant_smtp_message_id", "tenant_id", "smtp_message_id"),
@@ -84,6 +135,13 @@ class Message(Base):
     # Each envelope recipient's outcome so far, keyed by address (``recipients.py``); NULL
     # until the first attempt that reached RCPT TO.
     recipient_outcomes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+def is_waiting() -> ColumnElement[bool]:
+    """``status IN ('pending', 'deferred')`` with the values written into the SQL, so that
+    both databases match it to the partial indexes on waiting messages (a bound parameter
+    would hide the values from SQLite's planner)."""
+    return Message.status.in_([literal(status, literal_execute=True) for status in WAITING])
 
 
 @dataclass
@@ -285,8 +343,13 @@ class MessageFilter:
 def list_messages(
     session: Session, flt: MessageFilter, limit: int = 100, cursor: str | None = None
 ) -> tuple[list[Message], str | None]:
-    """A page of messages in insertion order and the cursor of the next page (None at the end)."""
-    query = select(Message).order_by(Message.pk).limit(limit + 1)
+    """A page of messages in insertion order and the cursor of the next page (None at the end).
+
+    The page's keys are picked first, from an index alone where one covers the filters
+    (the partial index on waiting messages for ``active_only``), then the rows are read by
+    primary key: the planner never chooses to walk the whole table in key order hoping to
+    meet matching rows early."""
+    query = select(Message.pk).order_by(Message.pk).limit(limit + 1)
     if flt.tenant_id is not None:
         query = query.where(Message.tenant_id == flt.tenant_id)
     if flt.status is not None:
@@ -294,10 +357,12 @@ def list_messages(
     if flt.batch_code is not None:
         query = query.where(Message.batch_code == flt.batch_code)
     if flt.active_only:
-        query = query.where(Message.status.in_(WAITING))
+        query = query.where(is_waiting())
     if cursor is not None:
         query = query.where(Message.pk > decode_cursor(cursor))
-    page = list(session.scalars(query))
+    keys = list(session.scalars(query))
+    rows = select(Message).where(Message.pk.in_(keys)).order_by(Message.pk) if keys else None
+    page = list(session.scalars(rows)) if rows is not None else []
     next_cursor = encode_cursor(page[limit - 1].pk) if len(page) > limit else None
     return page[:limit], next_cursor
 

@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailproxy_models.db import now, session_scope
 from mailproxy_models.inbound import purge_inbound_log
+from mailproxy_models.ratelimits import LONGEST_WINDOW
 from mailproxy_models.reports import purge_reported, tenants_due_for_sync
+from mailproxy_models.send_log import purge_send_log
 from mailproxy_models.wakeups import (
     MAINTENANCE_QUEUE,
     PURGE_TASK,
@@ -43,10 +45,12 @@ def register_report_tasks(app: Celery) -> None:
 
     @app.task(name=PURGE_TASK, ignore_result=True, shared=False)
     def purge_reported_messages() -> int:
-        """Beat: remove reported messages older than the retention period, and the log of
-        mail read from mailboxes older than its own, in batches."""
+        """Beat: remove reported messages older than the retention period, the log of
+        mail read from mailboxes older than its own, and the send log past the longest
+        rate window, in batches."""
         instance = worker_runtime().instance
         settings = instance.settings
+        _purge_all(instance.sessions, purge_send_log, now() - LONGEST_WINDOW)
         _purge_all(
             instance.sessions,
             purge_inbound_log,

@@ -1,8 +1,9 @@
 """SMTP connections reused across messages: one per account per worker thread.
 
-A connection is replaced after its TTL (the account's ``ttl``) and dropped on any error, so
-a broken or half-closed socket never carries the next message. Credentials are sent only
-over TLS (SMTPS, or a STARTTLS that succeeded) unless the account allows otherwise.
+A connection is replaced after its TTL (the account's ``ttl``) or once it has carried the
+account's ``batch_size`` messages, and dropped on any error, so a broken or half-closed
+socket never carries the next message. Credentials are sent only over TLS (SMTPS, or a
+STARTTLS that succeeded) unless the account allows otherwise.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class SmtpConnectionPool:
             self.drop(endpoint)
             raise
         pooled.uses += 1
-        if pooled.broken:
+        # A session that carried the account's batch_size messages ends now (QUIT).
+        if pooled.broken or (endpoint.batch_size and pooled.uses >= endpoint.batch_size):
             self.drop(endpoint)
 
     def drop(self, endpoint: SmtpEndpoint) -> None:

@@ -19,13 +19,13 @@ def _tables(url: str) -> set[str]:
 
 
 def test_migration_0014_adds_the_table_and_removes_it_again(database_url):
-    migrate.upgrade(database_url, "0010")
+    migrate.upgrade(database_url, "0013")
     assert "worker_heartbeats" not in _tables(database_url)
     migrate.upgrade(database_url, "0014")
     assert "worker_heartbeats" in _tables(database_url)
-    migrate.downgrade(database_url, "0010")
+    migrate.downgrade(database_url, "0013")
     assert "worker_heartbeats" not in _tables(database_url)
-    assert migrate.current_revision(database_url) == "0010"
+    assert migrate.current_revision(database_url) == "0013"
     migrate.upgrade(database_url)
     assert "worker_heartbeats" in _tables(database_url)
 

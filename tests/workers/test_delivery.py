@@ -184,3 +184,13 @@ def test_after_a_refused_login_the_rest_of_the_batch_is_not_tried():
     finally:
         pool.close_all()
         sink.stop()
+
+
+def test_a_session_carries_at_most_the_accounts_batch_size_then_ends(smtp_sink, pool):
+    endpoint = loopback_endpoint(smtp_sink.port, batch_size=2)
+    for i in range(5):
+        assert deliver_one(pool, endpoint, _message(["a@example.org"], f"m{i}")).kind == "sent"
+    per_session: dict[object, int] = {}
+    for received in smtp_sink.wait_for(5):
+        per_session[received.peer] = per_session.get(received.peer, 0) + 1
+    assert sorted(per_session.values()) == [1, 2, 2]
