@@ -42,7 +42,7 @@ def test_declared_md5_found_in_cache_is_used_without_fetching(
 
 def test_md5_marker_in_the_filename_works_like_content_md5(fetcher, loopback_tenant, file_server):
     """The API turns ``name{MD5:...}.pdf`` into content_md5; the fetcher sees the same key."""
-    from mailproxy_models.message_validation import _attachment
+    from mailproxy_models.message_validation import MessageLimits, _attachment
 
     body = b"marked"
     file_server.routes["/m"] = Route(body=body)
@@ -50,6 +50,7 @@ def test_md5_marker_in_the_filename_works_like_content_md5(fetcher, loopback_ten
     stored = _attachment(
         0,
         {"filename": f"doc{{MD5:{md5(body).upper()}}}.pdf", "storage_path": file_server.url("/m")},
+        MessageLimits(max_recipients=500, max_headers=50),
     )
     assert stored["filename"] == "doc.pdf" and stored["content_md5"] == md5(body)
     assert fetcher.fetch_all([stored], loopback_tenant)[0].read() == body

@@ -199,7 +199,7 @@ def test_a_tenant_whose_settings_make_preparing_raise_stops_only_its_message(del
         session.execute(
             update(Tenant)
             .where(Tenant.id == "bad")
-            .values(large_file_config={"enabled": True, "max_size_mb": 1e308})
+            .values(large_file_config={"enabled": True, "max_size_mb": "lots"})
         )
     attachment = {"filename": "a.txt", "storage_path": "base64:aGVsbG8="}
     delivery.add(bad, [_mail("b1", ["x@example.org"], attachments=[attachment])])
@@ -218,6 +218,4 @@ def test_a_tenant_whose_settings_make_preparing_raise_stops_only_its_message(del
     )
     event = answer.json["messages"][0]["events"][-1]
     assert event["kind"] == "deferred"
-    assert "tenant 'bad'" in event["description"]
-    assert "large_file_config" in event["description"]
-    assert "OverflowError" in event["description"]
+    assert "large_file_config.max_size_mb" in event["description"]
