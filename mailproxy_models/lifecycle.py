@@ -98,12 +98,11 @@ def retry_delay(schedule: list[int], attempts: int) -> int | None:
 
 @dataclass
 class Bookkeeping:
-    """What recording outcomes owes besides the messages and their events: the send-log
-    rows (rate limits), the delivery totals, the accounts' health. Kept apart so that a
-    worker recording message by message writes it once per group of messages."""
+    """What recording outcomes owes besides the messages, their events and send-log rows:
+    the delivery totals and the accounts' health. Kept apart so that a worker recording
+    message by message writes it once per group of messages."""
 
     current: float = 0.0
-    sends: list[dict[str, Any]] = field(default_factory=list)
     counted: list[Outcome] = field(default_factory=list)
     failing: dict[tuple[str, str], str] = field(default_factory=dict)
     healthy: set[tuple[str, str]] = field(default_factory=set)
@@ -111,7 +110,6 @@ class Bookkeeping:
 
     def add(self, other: Bookkeeping) -> None:
         self.current = max(self.current, other.current)
-        self.sends += other.sends
         self.counted += other.counted
         self.failing.update(other.failing)
         self.healthy |= other.healthy
@@ -136,8 +134,6 @@ def record_attempts(
 
 def write_bookkeeping(session: Session, owed: Bookkeeping) -> None:
     _note_account_health(session, owed.failing, owed.healthy, owed.current)
-    if owed.sends:
-        session.execute(insert(SendLogEntry), owed.sends)
     count_outcomes(session, owed.counted)
 
 
@@ -209,7 +205,11 @@ def apply_attempts(
     for same_columns in _group_by_keys(updates):
         session.execute(update(Message), same_columns)
     session.execute(insert(MessageEvent), events)
-    owed = Bookkeeping(current, sends, counted, messages=len(rows))
+    if sends:
+        # With the message, not with the bookkeeping: a message whose claim is cleared must
+        # already count in its account's rate-limit windows, or a busy fleet overshoots.
+        session.execute(insert(SendLogEntry), sends)
+    owed = Bookkeeping(current, counted, messages=len(rows))
     for row in rows:
         key = (row.tenant_id, row.account_id)
         if outcomes[row.pk].kind == "account":

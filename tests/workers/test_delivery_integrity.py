@@ -219,3 +219,31 @@ def test_a_tenant_whose_settings_make_preparing_raise_stops_only_its_message(del
     event = answer.json["messages"][0]["events"][-1]
     assert event["kind"] == "deferred"
     assert "large_file_config.max_size_mb" in event["description"]
+
+
+def test_a_rate_limit_holds_while_another_worker_is_mid_batch(tmp_path, database_url):
+    """A message recorded as sent counts in its account's window at once: a second worker
+    claiming while the first is still in its batch finds no room beyond the limit."""
+    sink = SMTPSink(data_delay=0.4).start()
+    delivery = InProcessDelivery(tmp_path, database_url, delivery_batch_size=3)
+    try:
+        key = delivery.stack.setup_tenant(sink.port, account={"limit_per_minute": 3})
+        delivery.add(key, [_mail(f"m{i}", [f"u{i}@example.org"]) for i in range(6)])
+        first = threading.Thread(
+            target=deliver_batch, args=(delivery.celery, delivery.runtime("w1"), PRIORITY)
+        )
+        first.start()
+        sink.wait_for(2, timeout=20)  # the first worker has recorded at least one send
+        second = delivery.runtime("w2")
+        while first.is_alive():
+            deliver_batch(delivery.celery, second, PRIORITY)
+            time.sleep(0.1)
+        first.join()
+        deliver_batch(delivery.celery, second, PRIORITY)
+        time.sleep(1.0)  # anything wrongly claimed would have reached the sink by now
+        assert len(sink.messages) == 3
+        statuses = Counter(delivery.message(key, f"m{i}")["status"] for i in range(6))
+        assert statuses == {"sent": 3, "deferred": 3}
+    finally:
+        delivery.close()
+        sink.stop()
