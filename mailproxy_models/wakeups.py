@@ -35,6 +35,7 @@ POLL_DUE_TASK = "mailproxy.poll_mailboxes_due"
 POLL_MAILBOX_TASK = "mailproxy.poll_mailbox"
 PEC_TIMEOUTS_TASK = "mailproxy.check_pec_timeouts"
 OFFLOAD_PURGE_TASK = "mailproxy.purge_offloaded_files"
+REDIS_SCHEMES = {"redis", "rediss", "sentinel"}
 # A publish that cannot reach the broker gives up fast: the request that caused it must not
 # hang, and the sweeper will find the messages anyway.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
@@ -50,6 +51,11 @@ def make_celery_app(settings: Settings, name: str = "mailproxy") -> Celery:
         import kombu.transport.sqlalchemy as sqla_transport
 
         sqla_transport.Transport.polling_interval = settings.embedded_poll_interval
+    elif broker.split("://", 1)[0] in REDIS_SCHEMES:
+        # A worker must outlive a Redis restart, also with tasks in flight.
+        from .redis_broker import use_channels_that_survive_restarts
+
+        use_channels_that_survive_restarts()
     app = Celery(name, broker=broker, set_as_current=False)
     app.conf.update(
         task_acks_late=True,

@@ -126,6 +126,8 @@ def test_broker_restarted_mid_run(tmp_path, postgres_url, restartable_broker, si
             restartable_broker.start()  # Redis comes back empty: every wake-up it held is gone
         assert probe.answers and all(status == 200 for status, _ in probe.answers)
         _all_delivered(stack, sink)
+        # Both workers reconnected: none exited and left the work to the other.
+        assert [w.poll() for w in stack.workers] == [None, None]
     finally:
         stack.stop()
 
