@@ -8,6 +8,7 @@ import swagger_ui_bundle
 from flask import Flask, abort, request, send_from_directory
 from flask.wrappers import Response
 from flask_smorest import Api
+from werkzeug.routing import BaseConverter
 
 from mailproxy_models.instance import Instance, admin_token, open_instance
 from mailproxy_models.log_format import configure_logging
@@ -16,7 +17,7 @@ from mailproxy_models.wakeups import WakeupPublisher, make_celery_app
 
 from . import errors, transaction
 from .metrics import install_metrics
-from .schemas import ErrorSchema
+from .schemas import ACCOUNT_ID_PATTERN, TENANT_ID_PATTERN, ErrorSchema
 from .views import (
     accounts,
     audit_log,
@@ -30,6 +31,29 @@ from .views import (
 )
 
 SWAGGER_ASSETS = "/docs/assets/"
+
+
+class TenantIdConverter(BaseConverter):
+    """A tenant id in a path: the same pattern as when the tenant is created."""
+
+    regex = TENANT_ID_PATTERN[1:-1]
+
+
+class AccountIdConverter(BaseConverter):
+    regex = ACCOUNT_ID_PATTERN[1:-1]
+
+
+class MessageIdConverter(BaseConverter):
+    """A message id in a path: one segment, up to 255 characters."""
+
+    regex = "[^/]{1,255}"
+
+
+PATH_CONVERTERS = {
+    "tenant_id": (TenantIdConverter, TENANT_ID_PATTERN, 64),
+    "account_id": (AccountIdConverter, ACCOUNT_ID_PATTERN, 64),
+    "message_id": (MessageIdConverter, "^[^/\\u0000]{1,255}$", 255),
+}
 
 
 class MailproxyApi(Api):  # type: ignore[misc]
@@ -78,6 +102,12 @@ def create_app(settings: Settings | None = None, instance: Instance | None = Non
             "security": [{"ApiToken": []}, {"Bearer": []}],
         },
     )
+    for name, (converter, pattern, max_length) in PATH_CONVERTERS.items():
+        app.url_map.converters[name] = converter
+        api.register_converter(
+            converter,
+            lambda _c, p=pattern, n=max_length: {"type": "string", "pattern": p, "maxLength": n},
+        )
     for module in (
         service,
         tenants,

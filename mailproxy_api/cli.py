@@ -180,9 +180,12 @@ def start(
     token = admin_token(settings)
 
     from .app import create_app  # the API's imports are needed by this command only
+    from .errors import JsonErrorRequestHandler
 
     app = create_app(settings)
-    server = make_server(settings.host, settings.port, app, threaded=True)
+    server = make_server(
+        settings.host, settings.port, app, threaded=True, request_handler=JsonErrorRequestHandler
+    )
     worker = _start_worker(settings)
     base = f"http://{settings.host}:{server.server_port}"
     if instance is not None:

@@ -7,13 +7,13 @@ from typing import Any
 
 from flask import abort, current_app, request
 from flask.wrappers import Response
-from flask_smorest import Blueprint
 from prometheus_client import generate_latest
 from prometheus_flask_exporter import PrometheusMetrics
 
 from mailproxy_models.instance import Instance
 from mailproxy_models.readiness import DEFAULT_TIMEOUT, OK, broker_check, check_database, run_checks
 
+from ..request_json import Blueprint
 from ..schemas import ReadySchema
 
 blp = Blueprint("observability", __name__, description="Readiness and metrics")
