@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import swagger_ui_bundle
 from flask import Flask, abort, request, send_from_directory
@@ -59,6 +60,31 @@ PATH_CONVERTERS = {
 class MailproxyApi(Api):  # type: ignore[misc]
     # Every documented error answer has mailproxy's shape: {"ok": false, "error", "errors"?}.
     ERROR_SCHEMA = ErrorSchema
+
+    def _init_spec(self, *args: Any, **kwargs: Any) -> None:
+        super()._init_spec(*args, **kwargs)
+        to_dict = self.spec.to_dict
+
+        def strict_to_dict() -> dict[str, Any]:
+            document: dict[str, Any] = to_dict()
+            _null_means_null(document)
+            return document
+
+        self.spec.to_dict = strict_to_dict
+
+
+def _null_means_null(node: Any) -> None:
+    """apispec writes a nullable nested object as ``anyOf: [{$ref}, {type: object, nullable}]``,
+    whose second branch takes any object at all; make it take null only."""
+    if isinstance(node, dict):
+        for branch in node.get("anyOf", []):
+            if branch == {"type": "object", "nullable": True}:
+                branch["enum"] = [None]
+        for value in node.values():
+            _null_means_null(value)
+    elif isinstance(node, list):
+        for value in node:
+            _null_means_null(value)
 
 
 def create_app(settings: Settings | None = None, instance: Instance | None = None) -> Flask:

@@ -28,6 +28,12 @@ HOST_PATTERN = (
 URL_PATTERN = (
     r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
 )
+# An address as mailproxy takes it where it stores one: ASCII local part (dot-atom characters)
+# and a host name with at least two labels.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 # A cursor is 11 URL-safe base64 characters (8 bytes); any such value is a valid position.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$"
 # NUL is refused everywhere (PostgreSQL cannot store it); free text states it in its pattern.
@@ -343,9 +349,9 @@ class AccountInSchema(StrictSchema):
     is_default = JsonBoolean(
         metadata={"description": "Used by messages without account_id (mailproxy extension)."}
     )
-    bounce_address = fields.Email(
+    bounce_address = fields.String(
         allow_none=True,
-        validate=[validate.Length(max=320), Pattern(r"^[^+@]+@[^@]+$")],
+        validate=[validate.Length(max=320), Pattern(EMAIL_PATTERN.replace("+/", "/"))],
         metadata={
             "description": "VERP (mailproxy extension): the envelope sender of each message "
             "becomes `local+m<n>-<token>@domain` of this address (`<token>`: 8 random "
@@ -657,7 +663,7 @@ class SuppressionListSchema(OkSchema):
 class SuppressionAddSchema(StrictSchema):
     tenant_id = TenantId(metadata={"description": DEFAULT_TENANT_NOTE})
     addresses = fields.List(
-        fields.Email(validate=validate.Length(max=320)),
+        fields.String(validate=[validate.Length(max=320), Pattern(EMAIL_PATTERN)]),
         required=True,
         validate=validate.Length(min=1, max=1000),
     )
