@@ -174,7 +174,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         "Authentication: `X-API-Token: <token>` or `Authorization: Bearer <token>`.",
         "",
         "Input rules of every operation: a body is strict JSON (no `NaN`/`Infinity`, numbers",
-        "finite, integers of at most 32 digits, nesting at most 32 deep); unknown fields and",
+        "finite, integers of at most 4,096 digits, nesting at most 32 deep); unknown fields and",
         "unknown query parameters are refused naming them; no string may contain NUL;",
         "integers are JSON integers (`1.5` is not one), booleans JSON booleans.",
         'Every error is JSON `{"ok": false, "error", "errors"?}`: `400` body not JSON,',

@@ -22,8 +22,9 @@ from webargs.flaskparser import FlaskParser
 
 # Deeper than any document the API takes (a message with attachments and headers is 4).
 MAX_DEPTH = 32
-# More digits than any number the API takes (the largest, a BIGINT, has 19).
-MAX_INTEGER_DIGITS = 32
+# Below Python's own limit on converting digits (4,300 by default), which raises ValueError;
+# ranges in the schemas then refuse any integer the API cannot store.
+MAX_INTEGER_DIGITS = 4096
 
 
 class BadJson(ValueError):

@@ -66,14 +66,6 @@ class Pattern(validate.Regexp):
         return value
 
 
-def at_most_entries(limit: int) -> Any:
-    def check(value: dict[str, Any]) -> None:
-        if len(value) > limit:
-            raise ValidationError(f"At most {limit} entries.")
-
-    return check
-
-
 def Text(*, max_length: int, min_length: int = 0, **kwargs: Any) -> fields.String:
     """A free-text string: a length range and no NUL."""
     return fields.String(
@@ -167,6 +159,29 @@ class RateLimitsSchema(StrictSchema):
 STORAGE_URL_PATTERN = r"^(local|(s3|gs|azure)://[A-Za-z0-9._-]{1,255}(/[^\u0000\s]{0,1024})?)$"
 
 
+def _option(description: str) -> fields.String:
+    return Text(max_length=65536, allow_none=True, metadata={"description": description})
+
+
+class StorageOptionsSchema(StrictSchema):
+    """What each storage reads (s3: endpoint_url ... addressing_style; gs: endpoint,
+    service_account_json, project; azure: connection_string). Secrets read back as ***."""
+
+    endpoint_url = _option("s3: endpoint of an S3-compatible service.")
+    region = _option("s3: region (default us-east-1).")
+    access_key_id = _option("s3: access key id.")
+    secret_access_key = _option("s3: secret key (secret).")
+    session_token = _option("s3: session token (secret).")
+    addressing_style = fields.String(
+        allow_none=True, validate=validate.OneOf(["auto", "path", "virtual"])
+    )
+    endpoint = _option("gs: endpoint of a GCS-compatible service.")
+    service_account_json = _option("gs: service account key, JSON (secret).")
+    project = _option("gs: project (default mailproxy).")
+    connection_string = _option("azure: connection string (secret).")
+    account_key = _option("azure: account key (secret).")
+
+
 class LargeFileConfigSchema(StrictSchema):
     enabled = JsonBoolean(metadata={"description": "Default false."})
     max_size_mb = Number(
@@ -180,14 +195,11 @@ class LargeFileConfigSchema(StrictSchema):
         validate=Pattern(STORAGE_URL_PATTERN),
         metadata={"description": "local (default), s3://bucket/prefix, gs://…, azure://…"},
     )
-    storage_options = fields.Dict(
-        keys=Text(min_length=1, max_length=64),
-        values=Text(max_length=65536),
+    storage_options = fields.Nested(
+        "StorageOptionsSchema",
         allow_none=True,
-        validate=at_most_entries(32),
         metadata={
-            "maxProperties": 32,
-            "description": "Credentials and options of the storage; secrets read back as ***.",
+            "description": "Credentials and options of the storage; secrets read back as ***."
         },
     )
     file_ttl_days = Number(
