@@ -76,7 +76,14 @@ def _schemathesis(base_url: str, token: str, report: Path) -> tuple[int, str]:
         "--no-color",
     ]
     done = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200, check=False
+        # Run in a scratch directory: the CLI keeps its example database in its cwd.
+        command,
+        cwd=report.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
     )
     output = done.stdout + done.stderr
     report.write_text(output)
