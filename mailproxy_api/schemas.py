@@ -363,7 +363,8 @@ class AccountInSchema(StrictSchema):
     )
     bounce_address = fields.String(
         allow_none=True,
-        validate=[validate.Length(max=320), Pattern(EMAIL_PATTERN.replace("+/", "/"))],
+        # 255: the column's size (longer was a database error on PostgreSQL).
+        validate=[validate.Length(max=255), Pattern(EMAIL_PATTERN.replace("+/", "/"))],
         metadata={
             "description": "VERP (mailproxy extension): the envelope sender of each message "
             "becomes `local+m<n>-<token>@domain` of this address (`<token>`: 8 random "

@@ -234,6 +234,14 @@ def test_account_host_must_be_a_host_name(stack, tenant_key, host):
     _assert_json_error(stack.call("POST", "/account", token=tenant_key, json=body), 422)
 
 
+def test_a_bounce_address_longer_than_its_column_is_refused(stack, tenant_key):
+    address = "b@" + ".".join(["x" * 60] * 5) + ".example"  # 318 characters
+    body = {"id": "main", "bounce_address": address}
+    answer = stack.call("POST", "/account", token=tenant_key, json=body)
+    _assert_json_error(answer, 422)
+    assert "bounce_address" in answer.json["errors"]
+
+
 def test_an_update_of_a_missing_account_is_a_404_saying_how_to_create_it(stack, tenant_key):
     answer = stack.call("POST", "/account", token=tenant_key, json={"id": "nope", "ttl": 5})
     _assert_json_error(answer, 404)
