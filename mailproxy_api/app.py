@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import swagger_ui_bundle
 from flask import Flask, abort, request, send_from_directory
 from flask.wrappers import Response
 from flask_smorest import Api
+from werkzeug.routing import BaseConverter
 
 from mailproxy_models.instance import Instance, admin_token, open_instance
 from mailproxy_models.log_format import configure_logging
@@ -16,7 +18,7 @@ from mailproxy_models.wakeups import WakeupPublisher, make_celery_app
 
 from . import errors, transaction
 from .metrics import install_metrics
-from .schemas import ErrorSchema
+from .schemas import ACCOUNT_ID_PATTERN, TENANT_ID_PATTERN, ErrorSchema
 from .views import (
     accounts,
     audit_log,
@@ -32,9 +34,57 @@ from .views import (
 SWAGGER_ASSETS = "/docs/assets/"
 
 
+class TenantIdConverter(BaseConverter):
+    """A tenant id in a path: the same pattern as when the tenant is created."""
+
+    regex = TENANT_ID_PATTERN[1:-1]
+
+
+class AccountIdConverter(BaseConverter):
+    regex = ACCOUNT_ID_PATTERN[1:-1]
+
+
+class MessageIdConverter(BaseConverter):
+    """A message id in a path: one segment, up to 255 characters."""
+
+    regex = "[^/]{1,255}"
+
+
+PATH_CONVERTERS = {
+    "tenant_id": (TenantIdConverter, TENANT_ID_PATTERN, 64),
+    "account_id": (AccountIdConverter, ACCOUNT_ID_PATTERN, 64),
+    "message_id": (MessageIdConverter, "^[^/\\u0000]{1,255}$", 255),
+}
+
+
 class MailproxyApi(Api):  # type: ignore[misc]
     # Every documented error answer has mailproxy's shape: {"ok": false, "error", "errors"?}.
     ERROR_SCHEMA = ErrorSchema
+
+    def _init_spec(self, *args: Any, **kwargs: Any) -> None:
+        super()._init_spec(*args, **kwargs)
+        to_dict = self.spec.to_dict
+
+        def strict_to_dict() -> dict[str, Any]:
+            document: dict[str, Any] = to_dict()
+            _null_means_null(document)
+            return document
+
+        self.spec.to_dict = strict_to_dict
+
+
+def _null_means_null(node: Any) -> None:
+    """apispec writes a nullable nested object as ``anyOf: [{$ref}, {type: object, nullable}]``,
+    whose second branch takes any object at all; make it take null only."""
+    if isinstance(node, dict):
+        for branch in node.get("anyOf", []):
+            if branch == {"type": "object", "nullable": True}:
+                branch["enum"] = [None]
+        for value in node.values():
+            _null_means_null(value)
+    elif isinstance(node, list):
+        for value in node:
+            _null_means_null(value)
 
 
 def create_app(settings: Settings | None = None, instance: Instance | None = None) -> Flask:
@@ -78,6 +128,12 @@ def create_app(settings: Settings | None = None, instance: Instance | None = Non
             "security": [{"ApiToken": []}, {"Bearer": []}],
         },
     )
+    for name, (converter, pattern, max_length) in PATH_CONVERTERS.items():
+        app.url_map.converters[name] = converter
+        api.register_converter(
+            converter,
+            lambda _c, p=pattern, n=max_length: {"type": "string", "pattern": p, "maxLength": n},
+        )
     for module in (
         service,
         tenants,

@@ -41,10 +41,11 @@ class Caller:
 
 
 def acting_tenant(requested: str | None) -> str:
-    """The one tenant a request acts on; the admin token must name it (422 otherwise)."""
+    """The one tenant a request acts on; the admin token must name it (403 otherwise: the
+    admin token acts on a tenant only when told which)."""
     tenant_id = current_caller().scope(requested)
     if tenant_id is None:
-        abort(422, description="tenant_id is required with the admin token.")
+        abort(403, description="tenant_id is required with the admin token.")
     return tenant_id
 
 

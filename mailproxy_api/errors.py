@@ -12,6 +12,7 @@ from flask import Flask, jsonify
 from flask.wrappers import Response
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import WSGIRequestHandler
 
 from mailproxy_models.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 
@@ -25,6 +26,7 @@ STATUS_SENTENCES = {
     404: "No such resource.",
     405: "This method is not allowed on this path.",
     413: "The request body is too large.",
+    431: "The request headers are too large.",
     500: "Internal error; it was logged. Nothing was changed.",
     415: "Send the body as JSON (Content-Type: application/json).",
     422: "The request is well-formed but some fields are invalid.",
@@ -72,7 +74,12 @@ def register_error_handlers(app: Flask) -> None:
                 if exc.description and exc.description != type(exc).description
                 else STATUS_SENTENCES.get(status, exc.name)
             )
-        return error_response(status, message, errors)
+        response, status = error_response(status, message, errors)
+        # Headers the exception carries (Allow on a 405, Retry-After...) stay on the answer.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(NotFound)
     def _not_found(exc: NotFound) -> tuple[Response, int]:
@@ -100,3 +107,17 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception) -> tuple[Response, int]:
         log.exception("unhandled error")
         return error_response(500, "Internal error; it was logged. Nothing was changed.")
+
+
+class JsonErrorRequestHandler(WSGIRequestHandler):
+    """The embedded server's request handler: errors it answers itself, before the
+    application sees the request (a header line over 64 KB: 431, a malformed request line),
+    are JSON like every other answer."""
+
+    error_content_type = "application/json"
+    error_message_format = '{"ok": false, "error": "%(code)d %(message)s"}'
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The message goes into a JSON string: keep it to characters that need no escaping.
+        safe = "".join(c for c in (message or "") if c.isalnum() or c in " .,:;-_()")
+        super().send_error(code, safe or None, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from mailproxy_models.settings import Settings
@@ -19,6 +20,7 @@ from mailproxy_models.settings import Settings
 from .app import create_app
 
 METHODS = ("get", "post", "put", "patch", "delete")
+API_MD = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 
 def openapi_document() -> dict[str, Any]:
@@ -46,6 +48,42 @@ def _one_line(text: str | None) -> str:
     return " ".join((text or "").split()).replace("|", "\\|")
 
 
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        resolved: dict[str, Any] = document.get("components", {}).get("schemas", {}).get(name, {})
+        return resolved
+    return schema
+
+
+def constraints(document: dict[str, Any], spec: dict[str, Any]) -> str:
+    """What a value must be, in words: range, length, pattern, choices, null."""
+    if "anyOf" in spec:  # a nullable nested object: its $ref, or null
+        refs = [b for b in spec["anyOf"] if "$ref" in b]
+        text = ", ".join(f"`{_schema_name(b)}`" for b in refs)
+        return text + ("; null clears it" if len(refs) < len(spec["anyOf"]) else "")
+    parts = []
+    if "enum" in spec:
+        parts.append("one of " + ", ".join(f"`{v}`" for v in spec["enum"]))
+    if "minimum" in spec or "maximum" in spec:
+        parts.append(f"{spec.get('minimum', '-∞')} to {spec.get('maximum', '∞')}")
+    if "minLength" in spec or "maxLength" in spec:
+        parts.append(f"length {spec.get('minLength', 0)} to {spec.get('maxLength', '∞')}")
+    if "minItems" in spec or "maxItems" in spec:
+        parts.append(f"{spec.get('minItems', 0)} to {spec.get('maxItems', '∞')} items")
+    if "maxProperties" in spec:
+        parts.append(f"at most {spec['maxProperties']} entries")
+    if spec.get("pattern") and spec["pattern"] != "^[^\\u0000]*$":
+        parts.append(f"pattern `` {spec['pattern']} ``")  # double: a pattern may hold a backtick
+    if spec.get("type") == "array" and isinstance(spec.get("items"), dict):
+        inner = constraints(document, spec["items"])
+        if inner:
+            parts.append(f"each {inner}")
+    if spec.get("nullable"):
+        parts.append("null allowed")
+    return "; ".join(parts).replace("|", "\\|")
+
+
 def _fields(document: dict[str, Any], name: str) -> list[str]:
     schema = document.get("components", {}).get("schemas", {}).get(name, {})
     required = set(schema.get("required", []))
@@ -53,27 +91,65 @@ def _fields(document: dict[str, Any], name: str) -> list[str]:
     for field, spec in schema.get("properties", {}).items():
         kind = _schema_name(spec) or "any"
         mark = " (required)" if field in required else ""
-        rows.append(f"| `{field}` | {kind}{mark} | {_one_line(spec.get('description'))} |")
+        rows.append(
+            f"| `{field}` | {kind}{mark} | {constraints(document, spec)} "
+            f"| {_one_line(spec.get('description'))} |"
+        )
     return rows
+
+
+def nested_schemas(document: dict[str, Any], name: str) -> list[str]:
+    """The request schemas a request schema refers to, depth first, each once."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                child = ref.rsplit("/", 1)[-1]
+                if child not in found and child != name:
+                    found.append(child)
+                    walk(document["components"]["schemas"].get(child, {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document.get("components", {}).get("schemas", {}).get(name, {}))
+    return found
+
+
+FIELD_HEADER = ["| field | type | accepted values | description |", "|---|---|---|---|"]
 
 
 def _operation(document: dict[str, Any], method: str, path: str, op: dict[str, Any]) -> list[str]:
     lines = [f"### `{method.upper()} {path}`", "", _one_line(op.get("summary")) or "", ""]
-    params = op.get("parameters", [])
+    if op.get("description"):
+        lines += [_one_line(op.get("description")), ""]
+    params = [*document["paths"][path].get("parameters", []), *op.get("parameters", [])]
     if params:
-        lines += ["| parameter | in | type |", "|---|---|---|"]
+        lines += ["| parameter | in | type | accepted values |", "|---|---|---|---|"]
         for param in params:
             required = " (required)" if param.get("required") else ""
-            kind = _schema_name(param.get("schema"))
-            lines.append(f"| `{param['name']}` | {param['in']} | {kind}{required} |")
+            schema = param.get("schema", {})
+            kind = _schema_name(schema)
+            lines.append(
+                f"| `{param['name']}` | {param['in']} | {kind}{required} "
+                f"| {constraints(document, schema)} |"
+            )
         lines.append("")
-    body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+    request_body = op.get("requestBody", {})
+    body = request_body.get("content", {}).get("application/json", {})
     if body:
         name = _schema_name(body.get("schema"))
-        lines += [f"Request body: `{name}`", ""]
+        needed = "required" if request_body.get("required") else "optional"
+        lines += [f"Request body ({needed}): `{name}`; unknown fields are refused.", ""]
         fields = _fields(document, name)
         if fields:
-            lines += ["| field | type | description |", "|---|---|---|", *fields, ""]
+            lines += [*FIELD_HEADER, *fields, ""]
+        for child in nested_schemas(document, name):
+            lines += [f"`{child}`:", "", *FIELD_HEADER, *_fields(document, child), ""]
     answers = []
     for code, answer in op.get("responses", {}).items():
         content = answer.get("content", {}).get("application/json", {})
@@ -97,6 +173,18 @@ def render_markdown(document: dict[str, Any]) -> str:
         "",
         "Authentication: `X-API-Token: <token>` or `Authorization: Bearer <token>`.",
         "",
+        "Input rules of every operation: a body is strict JSON (no `NaN`/`Infinity`, numbers",
+        "finite, integers of at most 4,096 digits, nesting at most 32 deep); unknown fields and",
+        "unknown query parameters are refused naming them; no string may contain NUL;",
+        "integers are JSON integers (`1.5` is not one), booleans JSON booleans.",
+        'Every error is JSON `{"ok": false, "error", "errors"?}`: `400` body not JSON,',
+        "missing or (on add-messages and the paged lists) not of the documented shape; `401`",
+        "no valid token; `403` the token may not do this (the admin token must name",
+        "`tenant_id` where the operation acts on one tenant); `404` no such object (or",
+        "another tenant's); `405` method not allowed, with `Allow`; `409` conflict; `413` body",
+        "over `MAILPROXY_MAX_REQUEST_BYTES`; `415` body not `application/json`; `422` a field",
+        "breaks its rule (`errors` maps each field to why); `431` headers too large.",
+        "",
     ]
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for path, item in document["paths"].items():
@@ -116,6 +204,64 @@ def render_markdown(document: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+API_MD_BEGIN = (
+    "<!-- accepted-fields:begin (generated: python -m mailproxy_api.openapi_doc api-md) -->"
+)
+API_MD_END = "<!-- accepted-fields:end -->"
+
+
+def _field_summary(document: dict[str, Any], name: str, required: set[str]) -> list[str]:
+    schema = document.get("components", {}).get("schemas", {}).get(name, {})
+    items = []
+    for field, spec in schema.get("properties", {}).items():
+        if spec.get("readOnly"):
+            continue
+        rule = constraints(document, spec) or _schema_name(spec)
+        mark = "required; " if field in (required or set(schema.get("required", []))) else ""
+        items.append(f"`{field}` ({mark}{rule})")
+    return items
+
+
+def render_accepted_fields(document: dict[str, Any]) -> str:
+    """The section of docs/api.md listing, per operation, what it accepts and answers."""
+    lines = [API_MD_BEGIN, ""]
+    for path, item in document["paths"].items():
+        for method in METHODS:
+            if method not in item:
+                continue
+            op = item[method]
+            lines.append(f"- **`{method.upper()} {path}`**")
+            params = [*item.get("parameters", []), *op.get("parameters", [])]
+            for param in params:
+                rule = constraints(document, param.get("schema", {}))
+                needed = "required; " if param.get("required") else ""
+                lines.append(f"  - {param['in']} `{param['name']}` ({needed}{rule or 'any'})")
+            body = op.get("requestBody", {})
+            content = body.get("content", {}).get("application/json", {})
+            if content:
+                name = _schema_name(content.get("schema"))
+                needed = "required" if body.get("required") else "optional"
+                lines.append(
+                    f"  - body ({needed}) `{name}`: "
+                    + ", ".join(_field_summary(document, name, set()))
+                )
+                for child in nested_schemas(document, name):
+                    lines.append(
+                        f"  - `{child}`: " + ", ".join(_field_summary(document, child, set()))
+                    )
+            codes = ", ".join(f"`{code}`" for code in op.get("responses", {}) if code != "default")
+            lines.append(f"  - answers {codes}; errors as in Conventions")
+    lines += ["", API_MD_END]
+    return "\n".join(lines)
+
+
+def with_accepted_fields(page: str, document: dict[str, Any]) -> str:
+    """docs/api.md with its generated section replaced by the document's current content."""
+    before, _, rest = page.partition(API_MD_BEGIN)
+    _, _, after = rest.partition(API_MD_END)
+    return before + render_accepted_fields(document) + after
+
+
 def main(argv: list[str]) -> None:
     kind = argv[1] if len(argv) > 1 else "json"
     document = openapi_document()
@@ -123,8 +269,11 @@ def main(argv: list[str]) -> None:
         sys.stdout.write(render_json(document))
     elif kind == "markdown":
         sys.stdout.write(render_markdown(document))
+    elif kind == "api-md":  # rewrites the generated section of docs/api.md in place
+        page = API_MD.read_text()
+        API_MD.write_text(with_accepted_fields(page, document))
     else:
-        raise SystemExit("usage: python -m mailproxy_api.openapi_doc [json|markdown]")
+        raise SystemExit("usage: python -m mailproxy_api.openapi_doc [json|markdown|api-md]")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,131 @@
-"""Marshmallow schemas: what the API accepts and answers, and the OpenAPI document."""
+"""Marshmallow schemas: what the API accepts and answers, and the OpenAPI document.
+
+Input schemas are strict: an unknown field is refused with its name (and, for the seed
+system's spellings, the field to use instead); every number has a stated range, and integers
+in a JSON body must be JSON integers (``1.5`` or ``2e-282`` are not truncated).
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from mailproxy_models.errors import InvalidInput
 from mailproxy_models.message_validation import priority_number
 
-ID = validate.Length(min=1, max=64)
+# The largest value a BIGINT column holds: every integer the API stores fits in it.
+MAX_BIGINT = 2**63 - 1
+# Unix seconds up to 9999-12-31.
+MAX_UNIX_SECONDS = 253402300799
+TENANT_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+# A host name (RFC 1123 labels), an IPv4 address, or an IPv6 address: never spaces or line
+# breaks, which would end up in an SMTP or IMAP conversation.
+HOST_PATTERN = (
+    r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7})$"
+)
+# An http(s) base URL: scheme, host, optional port and path; no query, fragment or spaces.
+URL_PATTERN = (
+    r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+)
+# An address as mailproxy takes it where it stores one: ASCII local part (dot-atom characters)
+# and a host name with at least two labels.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+# A cursor is 11 URL-safe base64 characters (8 bytes); any such value is a valid position.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$"
+# NUL is refused everywhere (PostgreSQL cannot store it); free text states it in its pattern.
+TEXT_PATTERN = r"^[^\u0000]*$"
+
+# The seed system's spellings of fields this API names differently.
+SEED_SPELLINGS = {
+    "username": "user",
+    "smtp_host": "host",
+    "smtp_port": "port",
+    "smtp_user": "user",
+    "smtp_password": "password",
+    "tls": "use_tls",
+    "tenant": "tenant_id",
+    "account": "account_id",
+}
+
+
+class Pattern(validate.Regexp):
+    """A regular expression the whole value must match. The document shows ``^...$``;
+    matching uses ``\\Z`` so that a trailing newline never slips past ``$``."""
+
+    def __init__(self, pattern: str, error: str | None = None) -> None:
+        super().__init__(pattern, error=error or "Does not match the pattern {regex}.")
+        self._whole = re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
+
+    def __call__(self, value: Any) -> Any:
+        if self._whole.match(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+def Text(*, max_length: int, min_length: int = 0, **kwargs: Any) -> fields.String:
+    """A free-text string: a length range and no NUL."""
+    return fields.String(
+        validate=[validate.Length(min=min_length, max=max_length), Pattern(TEXT_PATTERN)],
+        **kwargs,
+    )
+
+
+def Int(minimum: int, maximum: int, **kwargs: Any) -> fields.Integer:
+    """A JSON integer (never a float or a string) within a range."""
+    return fields.Integer(strict=True, validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+def QueryInt(minimum: int, maximum: int, **kwargs: Any) -> fields.Integer:
+    """An integer query parameter (a string of digits on the wire) within a range."""
+    return fields.Integer(validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+def Number(minimum: float, maximum: float, **kwargs: Any) -> fields.Float:
+    """A finite JSON number within a range (NaN and Infinity are refused)."""
+    return fields.Float(validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+def TenantId(**kwargs: Any) -> fields.String:
+    return fields.String(validate=Pattern(TENANT_ID_PATTERN), **kwargs)
+
+
+def Cursor(**kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=Pattern(CURSOR_PATTERN, error="Not a cursor returned by this API."),
+        metadata={"description": "`next_cursor` of the previous page (opaque)."},
+        **kwargs,
+    )
+
+
+class JsonBoolean(fields.Boolean):
+    """true or false, never 0, 1 or "yes": a JSON body says what it means."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class StrictSchema(Schema):
+    """Refuses unknown fields by name, in the body and in the query string alike (the
+    webargs parser passes RAISE for both)."""
+
+    class Meta:
+        unknown = RAISE
+
+    def handle_error(self, error: ValidationError, data: Any, **kwargs: Any) -> None:
+        """Name the field to use where a client sent the seed system's spelling."""
+        messages = error.messages if isinstance(error.messages, dict) else {}
+        for key, use in SEED_SPELLINGS.items():
+            if key in messages and use in self.load_fields:
+                messages[key] = [f"Unknown field: use `{use}`."]
 
 
 class OkSchema(Schema):
@@ -24,33 +140,115 @@ class ErrorSchema(Schema):
     errors = fields.Dict(metadata={"description": "Per-field messages, for validation errors."})
 
 
-class ClientAuthSchema(Schema):
+class ClientAuthSchema(StrictSchema):
     method = fields.String(
         load_default="none", validate=validate.OneOf(["none", "basic", "bearer"])
     )
-    user = fields.String(allow_none=True)
-    password = fields.String(
-        allow_none=True, metadata={"description": "Write-only; reads show ***"}
+    user = Text(max_length=255, allow_none=True)
+    password = Text(
+        max_length=4096, allow_none=True, metadata={"description": "Write-only; reads show ***"}
     )
-    token = fields.String(allow_none=True, metadata={"description": "Write-only; reads show ***"})
+    token = Text(
+        max_length=4096, allow_none=True, metadata={"description": "Write-only; reads show ***"}
+    )
 
 
-class TenantInSchema(Schema):
-    id = fields.String(required=True, validate=[ID, validate.Regexp(r"^[A-Za-z0-9_.-]+$")])
-    name = fields.String(allow_none=True, validate=validate.Length(max=255))
-    client_base_url = fields.Url(allow_none=True, require_tld=False)
-    client_sync_path = fields.String(validate=validate.Length(max=255))
-    client_attachment_path = fields.String(validate=validate.Length(max=255))
-    client_auth = fields.Nested(ClientAuthSchema, allow_none=True)
-    rate_limits = fields.Dict(allow_none=True)
-    large_file_config = fields.Dict(allow_none=True)
+class RateLimitsSchema(StrictSchema):
+    per_minute = Int(1, 10**9, allow_none=True)
+    per_hour = Int(1, 10**9, allow_none=True)
+    per_day = Int(1, 10**9, allow_none=True)
+
+
+STORAGE_URL_PATTERN = r"^(local|(s3|gs|azure)://[A-Za-z0-9._-]{1,255}(/[^\u0000\s]{0,1024})?)$"
+
+
+def _option(description: str) -> fields.String:
+    return Text(max_length=65536, allow_none=True, metadata={"description": description})
+
+
+class StorageOptionsSchema(StrictSchema):
+    """What each storage reads (s3: endpoint_url ... addressing_style; gs: endpoint,
+    service_account_json, project; azure: connection_string). Secrets read back as ***."""
+
+    endpoint_url = _option("s3: endpoint of an S3-compatible service.")
+    region = _option("s3: region (default us-east-1).")
+    access_key_id = _option("s3: access key id.")
+    secret_access_key = _option("s3: secret key (secret).")
+    session_token = _option("s3: session token (secret).")
+    addressing_style = fields.String(
+        allow_none=True, validate=validate.OneOf(["auto", "path", "virtual"])
+    )
+    endpoint = _option("gs: endpoint of a GCS-compatible service.")
+    service_account_json = _option("gs: service account key, JSON (secret).")
+    project = _option("gs: project (default mailproxy).")
+    connection_string = _option("azure: connection string (secret).")
+    account_key = _option("azure: account key (secret).")
+
+
+class LargeFileConfigSchema(StrictSchema):
+    enabled = JsonBoolean(metadata={"description": "Default false."})
+    max_size_mb = Number(
+        0.001,
+        102400,
+        metadata={"description": "Attachments over this size (MB, default 10) get the action."},
+    )
+    action = fields.String(validate=validate.OneOf(["warn", "reject", "rewrite"]))
+    storage_url = fields.String(
+        allow_none=True,
+        validate=Pattern(STORAGE_URL_PATTERN),
+        metadata={"description": "local (default), s3://bucket/prefix, gs://…, azure://…"},
+    )
+    storage_options = fields.Nested(
+        "StorageOptionsSchema",
+        allow_none=True,
+        metadata={
+            "description": "Credentials and options of the storage; secrets read back as ***."
+        },
+    )
+    file_ttl_days = Number(
+        0.001,
+        3650,
+        allow_none=True,
+        metadata={"description": "Lifetime of download links (default the instance's)."},
+    )
+
+
+NULL_CLEARS = " `null` clears it."
+
+
+class TenantInSchema(StrictSchema):
+    id = TenantId(required=True)
+    name = Text(max_length=255, allow_none=True, metadata={"description": NULL_CLEARS})
+    client_base_url = fields.String(
+        allow_none=True,
+        validate=[validate.Length(max=2048), Pattern(URL_PATTERN)],
+        metadata={
+            "description": "Base URL of the client's app (http or https, no query); where "
+            "delivery reports go." + NULL_CLEARS
+        },
+    )
+    client_sync_path = Text(min_length=1, max_length=255)
+    client_attachment_path = Text(min_length=1, max_length=255)
+    client_auth = fields.Nested(
+        ClientAuthSchema, allow_none=True, metadata={"description": NULL_CLEARS}
+    )
+    rate_limits = fields.Nested(
+        RateLimitsSchema,
+        allow_none=True,
+        metadata={"description": "Messages per minute, hour, day for the tenant." + NULL_CLEARS},
+    )
+    large_file_config = fields.Nested(
+        LargeFileConfigSchema, allow_none=True, metadata={"description": NULL_CLEARS}
+    )
     retry_schedule = fields.List(
-        fields.Integer(validate=validate.Range(min=1, max=7 * 86400)),
+        Int(1, 7 * 86400),
         allow_none=True,
         validate=validate.Length(min=1, max=20),
-        metadata={"description": "Seconds before each retry (default: the instance's)."},
+        metadata={
+            "description": "Seconds before each retry (default: the instance's)." + NULL_CLEARS
+        },
     )
-    active = fields.Boolean()
+    active = JsonBoolean()
 
 
 class TenantUpdateSchema(TenantInSchema):
@@ -81,9 +279,14 @@ class TenantListSchema(OkSchema):
     tenants = fields.List(fields.Nested(TenantOutSchema))
 
 
-class ApiKeyInSchema(Schema):
-    expires_at = fields.Integer(allow_none=True, metadata={"description": "Unix seconds"})
-    name = fields.String(allow_none=True, validate=validate.Length(max=255))
+class ApiKeyInSchema(StrictSchema):
+    expires_at = Int(
+        0,
+        MAX_UNIX_SECONDS,
+        allow_none=True,
+        metadata={"description": "Unix seconds, in the future; null: never expires."},
+    )
+    name = Text(max_length=255, allow_none=True)
 
 
 class ApiKeyAnswerSchema(OkSchema):
@@ -116,11 +319,11 @@ class AuditEntrySchema(Schema):
     details = fields.Dict(allow_none=True)
 
 
-class AuditQuerySchema(Schema):
-    tenant_id = fields.String(validate=ID)
-    action = fields.String(validate=validate.Length(max=64))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    cursor = fields.String(validate=validate.Length(max=200))
+class AuditQuerySchema(StrictSchema):
+    tenant_id = TenantId()
+    action = Text(max_length=64)
+    limit = QueryInt(1, 1000, load_default=100)
+    cursor = Cursor()
 
 
 class AuditListSchema(OkSchema):
@@ -128,84 +331,98 @@ class AuditListSchema(OkSchema):
     next_cursor = fields.String(allow_none=True)
 
 
-class AccountInSchema(Schema):
-    id = fields.String(required=True, validate=[ID, validate.Regexp(r"^[A-Za-z0-9_.@-]+$")])
-    tenant_id = fields.String(validate=ID, metadata={"description": "Default: the token's tenant"})
-    host = fields.String(validate=validate.Length(min=1, max=255))
-    port = fields.Integer(validate=validate.Range(min=1, max=65535))
-    user = fields.String(allow_none=True, validate=validate.Length(max=255))
-    password = fields.String(allow_none=True, load_only=True)
-    use_tls = fields.Boolean(
+DEFAULT_TENANT_NOTE = "Default: the token's tenant. Required with the admin token (403 without it)."
+
+
+class AccountInSchema(StrictSchema):
+    id = fields.String(required=True, validate=Pattern(ACCOUNT_ID_PATTERN))
+    tenant_id = TenantId(metadata={"description": DEFAULT_TENANT_NOTE})
+    host = fields.String(
+        validate=[validate.Length(min=1, max=253), Pattern(HOST_PATTERN)],
+        metadata={
+            "description": "SMTP server: a host name or an IP address. Needed with `port` "
+            "to create an account: without them, the account must exist (404 otherwise)."
+        },
+    )
+    port = Int(1, 65535)
+    user = Text(max_length=255, allow_none=True)
+    password = Text(max_length=4096, allow_none=True, load_only=True)
+    use_tls = JsonBoolean(
         allow_none=True,
         metadata={"description": "true: implicit TLS; false: plain; null: STARTTLS if offered"},
     )
-    tls_verify = fields.Boolean(
+    tls_verify = JsonBoolean(
         metadata={"description": "Verify the server certificate (default true). Opting out shows."}
     )
-    allow_insecure_auth = fields.Boolean(
+    allow_insecure_auth = JsonBoolean(
         metadata={
             "description": "Send the SMTP credentials even over a connection without TLS "
             "(no SMTPS, no STARTTLS). Default false: such a connection gets no AUTH, the "
             "messages wait and the account shows failing. Recorded in the audit log."
         }
     )
-    ttl = fields.Integer(
-        validate=validate.Range(min=0, max=86400),
+    ttl = Int(
+        0,
+        86400,
         metadata={
             "description": "Seconds a connection is reused. Default: MAILPROXY_SMTP_POOL_TTL."
         },
     )
-    batch_size = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=10000))
-    limit_per_minute = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    limit_per_hour = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    limit_per_day = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    batch_size = Int(1, 10000, allow_none=True)
+    limit_per_minute = Int(1, 10**9, allow_none=True)
+    limit_per_hour = Int(1, 10**9, allow_none=True)
+    limit_per_day = Int(1, 10**9, allow_none=True)
     limit_behavior = fields.String(validate=validate.OneOf(["defer", "reject"]))
-    is_pec = fields.Boolean()
-    is_default = fields.Boolean(
+    is_pec = JsonBoolean()
+    is_default = JsonBoolean(
         metadata={"description": "Used by messages without account_id (mailproxy extension)."}
     )
-    bounce_address = fields.Email(
+    bounce_address = fields.String(
         allow_none=True,
+        # 255: the column's size (longer was a database error on PostgreSQL).
+        validate=[validate.Length(max=255), Pattern(EMAIL_PATTERN.replace("+/", "/"))],
         metadata={
             "description": "VERP (mailproxy extension): the envelope sender of each message "
             "becomes `local+m<n>-<token>@domain` of this address (`<token>`: 8 random "
             "letters and digits per message), so bounces are matched even without the "
             "original's headers, and a made-up bounce cannot name a message. A message's "
-            "own return_path wins."
+            "own return_path wins. No `+` in the local part: mailproxy adds it."
         },
     )
     imap_host = fields.String(
         allow_none=True,
-        validate=validate.Length(max=255),
+        validate=[validate.Length(min=1, max=253), Pattern(HOST_PATTERN)],
         metadata={"description": "Mailbox where bounces and PEC receipts arrive; polled by beat."},
     )
-    imap_port = fields.Integer(
+    imap_port = Int(
+        1,
+        65535,
         allow_none=True,
-        validate=validate.Range(min=1, max=65535),
         metadata={"description": "Default 993 with imap_tls true, else 143."},
     )
-    imap_user = fields.String(allow_none=True, validate=validate.Length(max=255))
-    imap_password = fields.String(allow_none=True, load_only=True)
-    imap_tls = fields.Boolean(
+    imap_user = Text(max_length=255, allow_none=True)
+    imap_password = Text(max_length=4096, allow_none=True, load_only=True)
+    imap_tls = JsonBoolean(
         allow_none=True,
         metadata={"description": "true: implicit TLS; false: plain; null: STARTTLS if offered"},
     )
-    imap_tls_verify = fields.Boolean(
+    imap_tls_verify = JsonBoolean(
         metadata={"description": "Verify the IMAP server certificate (default true)."}
     )
-    imap_folder = fields.String(validate=validate.Length(min=1, max=255))
+    imap_folder = Text(min_length=1, max_length=255)
     imap_processed = fields.String(
         validate=validate.OneOf(["seen", "move"]),
         metadata={"description": "What happens to a processed bounce or receipt (default seen)."},
     )
-    imap_processed_folder = fields.String(
+    imap_processed_folder = Text(
+        min_length=1,
+        max_length=255,
         allow_none=True,
-        validate=validate.Length(min=1, max=255),
-        metadata={"description": "Target folder for imap_processed move (created if missing)."},
+        metadata={
+            "description": "Target folder for imap_processed move (created if missing; "
+            "default `Processed`)."
+        },
     )
-
-    class Meta:
-        unknown = EXCLUDE  # fields of the seed system this proxy does not use are ignored
 
 
 class MailboxStatusSchema(Schema):
@@ -264,8 +481,8 @@ class AccountListSchema(OkSchema):
     accounts = fields.List(fields.Nested(AccountOutSchema))
 
 
-class AccountQuerySchema(Schema):
-    tenant_id = fields.String(validate=ID)
+class AccountQuerySchema(StrictSchema):
+    tenant_id = TenantId()
 
 
 class PriorityField(fields.Field):
@@ -307,7 +524,7 @@ MESSAGE_DESCRIPTION = (
 )
 
 
-class AddMessagesSchema(Schema):
+class AddMessagesSchema(StrictSchema):
     messages = fields.List(
         fields.Dict(),
         required=True,
@@ -333,9 +550,11 @@ class AddMessagesAnswerSchema(OkSchema):
     rejected = fields.List(fields.Nested(RejectedSchema))
 
 
-class DeleteMessagesSchema(Schema):
-    ids = fields.List(fields.String(validate=validate.Length(min=1, max=255)), required=True)
-    tenant_id = fields.String(validate=ID)
+class DeleteMessagesSchema(StrictSchema):
+    ids = fields.List(
+        Text(min_length=1, max_length=255), required=True, validate=validate.Length(max=10000)
+    )
+    tenant_id = TenantId()
 
 
 class DeleteMessagesAnswerSchema(OkSchema):
@@ -343,13 +562,13 @@ class DeleteMessagesAnswerSchema(OkSchema):
     not_found = fields.List(fields.String())
 
 
-class RetryMessagesSchema(Schema):
+class RetryMessagesSchema(StrictSchema):
     ids = fields.List(
-        fields.String(validate=validate.Length(min=1, max=255)),
+        Text(min_length=1, max_length=255),
         required=True,
         validate=validate.Length(min=1, max=1000),
     )
-    tenant_id = fields.String(validate=ID)
+    tenant_id = TenantId()
 
 
 class RetryMessagesAnswerSchema(OkSchema):
@@ -361,12 +580,13 @@ class RetryMessagesAnswerSchema(OkSchema):
     )
 
 
-class CleanupSchema(Schema):
-    older_than_seconds = fields.Integer(
-        validate=validate.Range(min=0),
+class CleanupSchema(StrictSchema):
+    older_than_seconds = Int(
+        0,
+        MAX_UNIX_SECONDS,
         metadata={"description": "Default: the retention period (MAILPROXY_RETENTION_DAYS)."},
     )
-    tenant_id = fields.String(validate=ID)
+    tenant_id = TenantId()
 
 
 class CleanupAnswerSchema(OkSchema):
@@ -387,14 +607,14 @@ class SyncStatusListSchema(OkSchema):
     tenants = fields.List(fields.Nested(SyncStatusSchema))
 
 
-class MessageQuerySchema(Schema):
-    tenant_id = fields.String(validate=ID)
+class MessageQuerySchema(StrictSchema):
+    tenant_id = TenantId()
     status = fields.String(validate=validate.OneOf(["pending", "deferred", "sent", "error"]))
-    batch_code = fields.String(validate=validate.Length(max=64))
+    batch_code = Text(max_length=64)
     active_only = fields.Boolean(load_default=False)
     include_history = fields.Boolean(load_default=False)
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    cursor = fields.String(validate=validate.Length(max=200))
+    limit = QueryInt(1, 1000, load_default=100)
+    cursor = Cursor()
 
 
 class EventSchema(Schema):
@@ -476,22 +696,27 @@ class MessageAnswerSchema(OkSchema):
     message = fields.Nested(MessageOutSchema)
 
 
-class TenantScopeQuerySchema(Schema):
-    tenant_id = fields.String(validate=ID)
+class TenantScopeQuerySchema(StrictSchema):
+    tenant_id = TenantId(metadata={"description": DEFAULT_TENANT_NOTE})
 
 
-class RunNowSchema(Schema):
-    tenant_id = fields.String(validate=ID)
+class MessageScopeQuerySchema(StrictSchema):
+    tenant_id = TenantId(metadata={"description": "Default: the token's tenant; any for admin."})
+
+
+class RunNowSchema(StrictSchema):
+    tenant_id = TenantId()
 
 
 class RunNowAnswerSchema(OkSchema):
     woken = fields.List(fields.Integer(), metadata={"description": "Priorities woken"})
 
 
-class SuspensionSchema(Schema):
-    tenant_id = fields.String(validate=ID, metadata={"description": "Default: the token's tenant"})
-    batch_code = fields.String(
-        validate=validate.Length(min=1, max=64),
+class SuspensionSchema(StrictSchema):
+    tenant_id = TenantId(metadata={"description": DEFAULT_TENANT_NOTE})
+    batch_code = Text(
+        min_length=1,
+        max_length=64,
         metadata={"description": "Only this batch; without it, the whole tenant."},
     )
 
@@ -530,11 +755,11 @@ class SuppressionSchema(Schema):
     created_at = fields.Integer()
 
 
-class SuppressionQuerySchema(Schema):
-    tenant_id = fields.String(validate=ID)
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    after = fields.String(
-        validate=validate.Length(max=320),
+class SuppressionQuerySchema(StrictSchema):
+    tenant_id = TenantId(metadata={"description": DEFAULT_TENANT_NOTE})
+    limit = QueryInt(1, 1000, load_default=100)
+    after = Text(
+        max_length=320,
         metadata={"description": "The last address of the previous page."},
     )
 
@@ -547,14 +772,14 @@ class SuppressionListSchema(OkSchema):
     )
 
 
-class SuppressionAddSchema(Schema):
-    tenant_id = fields.String(validate=ID)
+class SuppressionAddSchema(StrictSchema):
+    tenant_id = TenantId(metadata={"description": DEFAULT_TENANT_NOTE})
     addresses = fields.List(
-        fields.Email(validate=validate.Length(max=320)),
+        fields.String(validate=[validate.Length(max=320), Pattern(EMAIL_PATTERN)]),
         required=True,
         validate=validate.Length(min=1, max=1000),
     )
-    reason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+    reason = Text(max_length=1000, allow_none=True)
 
 
 class SuppressionAddAnswerSchema(OkSchema):
@@ -567,9 +792,9 @@ INBOUND_MAIL_KINDS = ["bounce", "pec_receipt", "auto_reply", "not_recognised", "
 INBOUND_OUTCOMES = ["recorded", "uncorrelated", "ignored"]
 
 
-class InboundMailQuerySchema(Schema):
-    tenant_id = fields.String(validate=ID)
-    account_id = fields.String(validate=ID)
+class InboundMailQuerySchema(StrictSchema):
+    tenant_id = TenantId(metadata={"description": DEFAULT_TENANT_NOTE})
+    account_id = fields.String(validate=Pattern(ACCOUNT_ID_PATTERN))
     kind = fields.String(validate=validate.OneOf(INBOUND_MAIL_KINDS))
     outcome = fields.String(
         validate=validate.OneOf(INBOUND_OUTCOMES),
@@ -579,11 +804,8 @@ class InboundMailQuerySchema(Schema):
             "or not parseable)."
         },
     )
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    cursor = fields.String(
-        validate=validate.Length(max=200),
-        metadata={"description": "`next_cursor` of the previous page."},
-    )
+    limit = QueryInt(1, 1000, load_default=100)
+    cursor = Cursor()
 
 
 class InboundMailSchema(Schema):

@@ -171,6 +171,10 @@ def list_accounts(session: Session, tenant_id: str | None = None) -> list[Accoun
     return list(session.scalars(query))
 
 
+# Where processed mail goes with imap_processed "move" when no folder is named.
+DEFAULT_PROCESSED_FOLDER = "Processed"
+
+
 def upsert_account(
     session: Session, box: SecretBox, data: dict[str, Any], default_ttl: int = 300
 ) -> Account:
@@ -187,13 +191,10 @@ def upsert_account(
     account = session.get(Account, (data["tenant_id"], data["id"]))
     if account is None:
         if "host" not in data or "port" not in data:
-            raise InvalidInput(
-                "a new account needs host and port",
-                {
-                    f: ["Missing data for required field."]
-                    for f in ("host", "port")
-                    if f not in data
-                },
+            # Without host and port this is an update, of an account that does not exist.
+            raise NotFound(
+                f"account '{data['id']}' of tenant '{data['tenant_id']}' does not exist: "
+                "give host and port to create it"
             )
         account = Account(tenant_id=data["tenant_id"], id=data["id"], ttl=default_ttl)
         session.add(account)
@@ -206,10 +207,7 @@ def upsert_account(
         password = data["imap_password"]
         account.imap_password_enc = box.encrypt(password) if password else None
     if account.imap_processed == "move" and not account.imap_processed_folder:
-        raise InvalidInput(
-            "imap_processed move needs imap_processed_folder",
-            {"imap_processed_folder": ["required when imap_processed is move"]},
-        )
+        account.imap_processed_folder = DEFAULT_PROCESSED_FOLDER
     if data.get("is_default"):
         for other in list_accounts(session, data["tenant_id"]):
             if other.id != account.id:

@@ -9,7 +9,7 @@ from sqlalchemy import Float, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, now, unix_seconds
-from .errors import NotFound
+from .errors import InvalidInput, NotFound
 from .tenants import get_tenant
 
 KEY_PREFIX = "mpk_"
@@ -41,8 +41,13 @@ def hash_key(raw_key: str) -> str:
 def issue_api_key(
     session: Session, tenant_id: str, expires_at: float | None = None, name: str | None = None
 ) -> str:
-    """Create a key for the tenant and return it in clear: the only time it is readable."""
+    """Create a key for the tenant and return it in clear: the only time it is readable.
+    An expiry that is not in the future would make a key born dead: refused."""
     get_tenant(session, tenant_id)
+    if expires_at is not None and expires_at <= now():
+        raise InvalidInput(
+            "expires_at is not in the future", {"expires_at": ["Must be in the future."]}
+        )
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiKey(

@@ -54,6 +54,9 @@ def record_audit(
 class AuditFilter:
     tenant_id: str | None = None
     action: str | None = None
+    # Entries from this time on only: a tenant reads the history of its own lifetime, not
+    # that of an earlier, deleted tenant that had the same id.
+    since: float | None = None
 
 
 def list_audit(
@@ -65,6 +68,8 @@ def list_audit(
         query = query.where(AuditEntry.tenant_id == flt.tenant_id)
     if flt.action is not None:
         query = query.where(AuditEntry.action == flt.action)
+    if flt.since is not None:
+        query = query.where(AuditEntry.ts >= flt.since)
     if cursor is not None:
         query = query.where(AuditEntry.pk < decode_cursor(cursor))
     page = list(session.scalars(query))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,18 @@ def insert_for(session: Session, table: Any) -> Any:
     return {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect](table)
 
 
+def create_private_file(path: Path) -> None:
+    """Create a data file readable by its owner only (0600), in a directory likewise (0700),
+    before a library creates it with the process umask: they hold message bodies and
+    credentials. An existing file is left as it is. SQLite gives its -wal and -shm files
+    the permissions of the database file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; for SQLite, set it up for several processes writing at once.
 
@@ -60,7 +73,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(path))
         engine = create_engine(
             url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .db import make_engine, make_session_factory
+from .db import create_private_file, make_engine, make_session_factory
 from .secrets_box import KeyFiles, SecretBox, decode_key, write_private_file
 from .settings import Settings
 
@@ -24,6 +24,10 @@ class Instance:
 
 def open_instance(settings: Settings) -> Instance:
     """Connect to the database and load (or, on first run, create) the encryption key."""
+    settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    broker = settings.effective_broker_url
+    if broker.startswith("sqla+sqlite:///"):  # the embedded broker's file, created private
+        create_private_file(Path(broker.removeprefix("sqla+sqlite:///")))
     engine = make_engine(settings.effective_database_url)
     return Instance(settings, engine, make_session_factory(engine), secret_box(settings))
 

@@ -6,7 +6,7 @@ Claiming and outcomes live in ``claims.py`` and ``lifecycle.py``.
 from __future__ import annotations
 
 import base64
-import json
+import string
 from dataclasses import dataclass, field
 from email.utils import make_msgid
 from typing import Any
@@ -368,20 +368,23 @@ def list_messages(
 
 
 def encode_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": pk}).encode()).decode().rstrip("=")
+    """An opaque position: 8 bytes, URL-safe base64 without padding (11 characters)."""
+    return base64.urlsafe_b64encode(pk.to_bytes(8, "big", signed=True)).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        after = json.loads(base64.urlsafe_b64decode(padded))["after"]
-        if not isinstance(after, int):
-            raise ValueError
-        return after
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(
-            "cursor: not a cursor returned by this API", {"cursor": ["invalid"]}
-        ) from exc
+    """The position a cursor names. Every 11-character string of the documented alphabet
+    decodes to a 64-bit integer, which any query can compare with; anything else is refused."""
+    if len(cursor) != CURSOR_LENGTH or not set(cursor) <= CURSOR_ALPHABET:
+        raise InvalidInput("cursor: not a cursor returned by this API", {"cursor": ["invalid"]})
+    raw = base64.urlsafe_b64decode(cursor + "=")
+    if encode_cursor(int.from_bytes(raw, "big", signed=True)) != cursor:
+        raise InvalidInput("cursor: not a cursor returned by this API", {"cursor": ["invalid"]})
+    return int.from_bytes(raw, "big", signed=True)
+
+
+CURSOR_LENGTH = 11
+CURSOR_ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
 
 
 def find_message(session: Session, tenant_id: str | None, msg_id: str) -> Message | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, String, Text, select
@@ -44,6 +45,8 @@ TENANT_FIELDS = (
     "active",
 )
 LARGE_FILE_ACTIONS = ("warn", "reject", "rewrite")
+# Upper bounds of the numbers in large_file_config (MB, days): finite and sane.
+LARGE_FILE_LIMITS = {"max_size_mb": 102400, "file_ttl_days": 3650}
 STORAGE_SCHEMES = ("local", "s3://", "gs://", "azure://")
 # storage_options entries stored encrypted (``<name>_enc``) and shown masked.
 STORAGE_SECRETS = (
@@ -90,10 +93,17 @@ def delete_tenant(session: Session, tenant_id: str) -> None:
     session.flush()
 
 
+# Fields that null clears; the others keep a value (the API refuses null for them).
+NULLABLE_FIELDS = ("name", "client_base_url", "rate_limits", "retry_schedule")
+
+
 def _apply(tenant: Tenant, box: SecretBox, data: dict[str, Any]) -> None:
     for field in TENANT_FIELDS:
-        if field in data and data[field] is not None:
-            setattr(tenant, field, data[field])
+        if field not in data:
+            continue
+        if data[field] is None and field not in NULLABLE_FIELDS:
+            raise InvalidInput(f"{field} may not be null", {field: ["Field may not be null."]})
+        setattr(tenant, field, data[field])
     if "client_auth" in data:
         tenant.client_auth = seal_client_auth(box, data["client_auth"], tenant.client_auth)
     if "large_file_config" in data:
@@ -122,9 +132,12 @@ def seal_large_file_config(
     for field in ("max_size_mb", "file_ttl_days"):
         value = sealed.get(field)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 < value <= LARGE_FILE_LIMITS[field]
         ):
-            raise invalid(field, "must be a positive number")
+            raise invalid(field, f"must be a number over 0 and at most {LARGE_FILE_LIMITS[field]}")
     url = sealed.get("storage_url") or "local"
     if not isinstance(url, str) or not url.startswith(STORAGE_SCHEMES):
         raise invalid(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint
 
 from mailproxy_models.accounts import (
     account_record,
@@ -18,6 +17,7 @@ from mailproxy_models.tenants import get_tenant
 
 from ..audit import audit, changed_fields
 from ..auth import acting_tenant, current_caller, token_required
+from ..request_json import Blueprint
 from ..schemas import (
     AccountAnswerSchema,
     AccountInSchema,
@@ -61,7 +61,7 @@ def get_accounts(query: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "accounts": [account_record(a) for a in accounts]}
 
 
-@blp.route("/account/<account_id>", methods=["GET"])
+@blp.route("/account/<account_id:account_id>", methods=["GET"])
 @token_required
 @blp.arguments(TenantScopeQuerySchema, location="query")
 @blp.response(200, AccountAnswerSchema)
@@ -70,7 +70,7 @@ def get_one_account(query: dict[str, Any], account_id: str) -> dict[str, Any]:
     return {"ok": True, "account": account_record(get_account(db_session(), tenant_id, account_id))}
 
 
-@blp.route("/account/<account_id>", methods=["DELETE"])
+@blp.route("/account/<account_id:account_id>", methods=["DELETE"])
 @token_required
 @blp.arguments(TenantScopeQuerySchema, location="query")
 @blp.response(200, OkSchema)

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from flask import abort, current_app, send_file
 from flask.wrappers import Response
-from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import fields, validate
 
 from mailproxy_models.download_links import check_link, link_secret, stored_path
+
+from ..request_json import Blueprint
+from ..schemas import MAX_UNIX_SECONDS, QueryInt, StrictSchema
 
 blp = Blueprint("downloads", __name__, description="Downloads of offloaded attachments")
 
 
-class DownloadQuerySchema(Schema):
-    expires = fields.Integer(required=True, metadata={"description": "Unix seconds"})
-    signature = fields.String(required=True, metadata={"description": "HMAC-SHA256, hex"})
+class DownloadQuerySchema(StrictSchema):
+    expires = QueryInt(0, MAX_UNIX_SECONDS, required=True, metadata={"description": "Unix seconds"})
+    signature = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "HMAC-SHA256, hex"},
+    )
 
 
 @blp.route("/files/<path:key>", methods=["GET"])
@@ -27,6 +33,7 @@ class DownloadQuerySchema(Schema):
 @blp.response(200, description="The file's bytes")
 @blp.alt_response(403, description="Signature not valid, or the link has expired")
 @blp.alt_response(404, description="No such file")
+@blp.doc(security=[])
 def download(query: dict[str, int | str], key: str) -> Response:
     """Download an offloaded attachment through the link sent in the email."""
     settings = current_app.extensions["mailproxy"].settings

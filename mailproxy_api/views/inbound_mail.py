@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from mailproxy_models.inbound_log import InboundLogFilter, list_inbound_mail
 from mailproxy_models.tenants import get_tenant
 
 from ..auth import acting_tenant, token_required
+from ..request_json import Blueprint
 from ..schemas import InboundMailListSchema, InboundMailQuerySchema
 from ..transaction import db_session
 
@@ -19,7 +18,7 @@ blp = Blueprint("inbound_mail", __name__, description="Mail read from bounce mai
 
 @blp.route("/inbound-mail", methods=["GET"])
 @token_required
-@blp.arguments(InboundMailQuerySchema, location="query")
+@blp.arguments(InboundMailQuerySchema, location="query", error_status_code=400)
 @blp.response(200, InboundMailListSchema)
 def get_inbound_mail(query: dict[str, Any]) -> dict[str, Any]:
     """Mail read from the tenant's mailboxes, newest first (`next_cursor` pages back). Mail that was

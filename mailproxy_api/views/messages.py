@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from flask import abort, current_app
-from flask_smorest import Blueprint
 
 from mailproxy_models.db import now
 from mailproxy_models.events import events_of
@@ -24,6 +23,7 @@ from mailproxy_models.messages import (
 from mailproxy_models.reports import purge_reported
 
 from ..auth import current_caller, token_required
+from ..request_json import Blueprint
 from ..schemas import (
     AddMessagesAnswerSchema,
     AddMessagesSchema,
@@ -34,9 +34,9 @@ from ..schemas import (
     MessageAnswerSchema,
     MessageListSchema,
     MessageQuerySchema,
+    MessageScopeQuerySchema,
     RetryMessagesAnswerSchema,
     RetryMessagesSchema,
-    TenantScopeQuerySchema,
 )
 from ..transaction import after_commit, db_session
 
@@ -151,7 +151,7 @@ def cleanup_messages(data: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/messages", methods=["GET"])
 @token_required
-@blp.arguments(MessageQuerySchema, location="query")
+@blp.arguments(MessageQuerySchema, location="query", error_status_code=400)
 @blp.response(200, MessageListSchema)
 def get_messages(query: dict[str, Any]) -> dict[str, Any]:
     """Messages in the order they were queued, a page at a time (`next_cursor`)."""
@@ -167,9 +167,9 @@ def get_messages(query: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "messages": records, "next_cursor": next_cursor}
 
 
-@blp.route("/message/<msg_id>", methods=["GET"])
+@blp.route("/message/<message_id:msg_id>", methods=["GET"])
 @token_required
-@blp.arguments(TenantScopeQuerySchema, location="query")
+@blp.arguments(MessageScopeQuerySchema, location="query")
 @blp.response(200, MessageAnswerSchema)
 def get_message(query: dict[str, Any], msg_id: str) -> dict[str, Any]:
     """One message with all its events."""

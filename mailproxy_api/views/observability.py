@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import abort, current_app, request
 from flask.wrappers import Response
-from flask_smorest import Blueprint
 from prometheus_client import generate_latest
 from prometheus_flask_exporter import PrometheusMetrics
 
@@ -21,6 +20,7 @@ from mailproxy_models.readiness import (
     worker_check,
 )
 
+from ..request_json import Blueprint
 from ..schemas import ReadySchema
 
 blp = Blueprint("observability", __name__, description="Readiness and metrics")

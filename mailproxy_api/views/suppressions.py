@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from mailproxy_models.suppression_list import (
     list_suppressed,
     suppress,
@@ -17,6 +15,7 @@ from mailproxy_models.tenants import get_tenant
 
 from ..audit import audit
 from ..auth import acting_tenant, token_required
+from ..request_json import Blueprint
 from ..schemas import (
     OkSchema,
     SuppressionAddAnswerSchema,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint
 
 from mailproxy_models.api_keys import (
     api_key_record,
@@ -26,7 +25,9 @@ from mailproxy_models.tenants import (
 
 from ..audit import audit, changed_fields
 from ..auth import admin_required, current_caller, token_required
+from ..request_json import Blueprint
 from ..schemas import (
+    MAX_BIGINT,
     ApiKeyAnswerSchema,
     ApiKeyInSchema,
     ApiKeyListSchema,
@@ -77,7 +78,7 @@ def get_sync_status() -> dict[str, Any]:
     return {"ok": True, "tenants": sync_status(db_session())}
 
 
-@blp.route("/tenant/<tenant_id>", methods=["GET"])
+@blp.route("/tenant/<tenant_id:tenant_id>", methods=["GET"])
 @token_required
 @blp.response(200, TenantAnswerSchema)
 def get_one_tenant(tenant_id: str) -> dict[str, Any]:
@@ -85,18 +86,21 @@ def get_one_tenant(tenant_id: str) -> dict[str, Any]:
     return {"ok": True, "tenant": tenant_record(get_tenant(db_session(), scope or tenant_id))}
 
 
-@blp.route("/tenant/<tenant_id>", methods=["PUT"])
+@blp.route("/tenant/<tenant_id:tenant_id>", methods=["PUT"])
 @token_required
 @blp.arguments(TenantUpdateSchema)
 @blp.response(200, TenantAnswerSchema)
 def put_tenant(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    """Change the fields given (a tenant token: its own tenant). A field given as `null` is
+    cleared (back to its default); a field left out keeps its value. A body is required
+    (`{}` changes nothing)."""
     scope = current_caller().scope(tenant_id) or tenant_id
     tenant = update_tenant(db_session(), _box(), scope, data)
     audit("tenant.update", scope, "tenant", scope, changed_fields(data, SECRETS))
     return {"ok": True, "tenant": tenant_record(tenant)}
 
 
-@blp.route("/tenant/<tenant_id>", methods=["DELETE"])
+@blp.route("/tenant/<tenant_id:tenant_id>", methods=["DELETE"])
 @admin_required
 @blp.response(200, OkSchema)
 def remove_tenant(tenant_id: str) -> dict[str, Any]:
@@ -106,18 +110,19 @@ def remove_tenant(tenant_id: str) -> dict[str, Any]:
     return {"ok": True}
 
 
-@blp.route("/tenant/<tenant_id>/api-key", methods=["POST"])
+@blp.route("/tenant/<tenant_id:tenant_id>/api-key", methods=["POST"])
 @admin_required
 @blp.arguments(ApiKeyInSchema)
 @blp.response(200, ApiKeyAnswerSchema)
 def post_api_key(data: dict[str, Any], tenant_id: str) -> dict[str, Any]:
-    """Issue another key (old ones stay valid until revoked: rotate without downtime)."""
+    """Issue another key (old ones stay valid until revoked: rotate without downtime). An
+    `expires_at` that is not in the future is refused (422)."""
     key = issue_api_key(db_session(), tenant_id, data.get("expires_at"), data.get("name"))
     audit("api_key.issue", tenant_id, "api_key", key[:12], {"name": data.get("name")})
     return {"ok": True, "api_key": key}
 
 
-@blp.route("/tenant/<tenant_id>/api-key", methods=["DELETE"])
+@blp.route("/tenant/<tenant_id:tenant_id>/api-key", methods=["DELETE"])
 @admin_required
 @blp.response(200, ApiKeyAnswerSchema)
 def delete_api_keys(tenant_id: str) -> dict[str, Any]:
@@ -127,7 +132,7 @@ def delete_api_keys(tenant_id: str) -> dict[str, Any]:
     return {"ok": True, "revoked": revoked}
 
 
-@blp.route("/tenant/<tenant_id>/api-keys", methods=["GET"])
+@blp.route("/tenant/<tenant_id:tenant_id>/api-keys", methods=["GET"])
 @admin_required
 @blp.response(200, ApiKeyListSchema)
 def get_api_keys(tenant_id: str) -> dict[str, Any]:
@@ -136,11 +141,14 @@ def get_api_keys(tenant_id: str) -> dict[str, Any]:
     return {"ok": True, "api_keys": [api_key_record(k) for k in keys]}
 
 
-@blp.route("/tenant/<tenant_id>/api-key/<int:key_id>", methods=["DELETE"])
+@blp.route(
+    f"/tenant/<tenant_id:tenant_id>/api-key/<int(min=1, max={MAX_BIGINT}):key_id>",
+    methods=["DELETE"],
+)
 @admin_required
 @blp.response(200, OkSchema)
 def delete_api_key(tenant_id: str, key_id: int) -> dict[str, Any]:
-    """Revoke one key."""
+    """Revoke one key (its `key_id` as listed by GET /tenant/{tenant_id}/api-keys)."""
     revoke_api_key(db_session(), tenant_id, key_id)
     audit("api_key.revoke", tenant_id, "api_key", str(key_id))
     return {"ok": True}

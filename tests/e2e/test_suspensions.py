@@ -46,6 +46,6 @@ def test_suspended_tenant_holds_everything_and_status_says_so(pg_stack, smtp_sin
 
 def test_admin_must_name_the_tenant_and_a_tenant_only_its_own(pg_stack):
     key = pg_stack.setup_tenant(2525)
-    assert pg_stack.call("POST", "/commands/suspend", json={}).status_code == 422
+    assert pg_stack.call("POST", "/commands/suspend", json={}).status_code == 403
     other = pg_stack.call("POST", "/commands/suspend", token=key, json={"tenant_id": "other"})
     assert other.status_code == 404
