@@ -12,16 +12,34 @@ that exited are marked dead.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from gunicorn import util as gunicorn_util
+
 os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "mailproxy-prometheus")
 )
 MULTIPROC_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own answer to a request it refuses before the app sees it (a header over
+    its size limit, a malformed request line) as JSON, like every other error of the API.
+    Replaces ``gunicorn.util.write_error``, which writes HTML; workers inherit it by fork."""
+    body = json.dumps({"ok": False, "error": f"{reason}: {mesg}".rstrip(": ")}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn_util.write_error = _write_json_error
 
 
 def on_starting(_server: Any) -> None:

@@ -294,7 +294,7 @@ def test_api_log_lines_under_gunicorn_are_json_and_name_the_refused_message(tmp_
             lambda: [e for e in lines(err) if e["message"].startswith("message refused")], 10
         )
         assert refused[0]["message_id"] == "bad-1" and refused[0]["tenant_id"] == "acme"
-        assert "not a valid email address" in refused[0]["message"]
+        assert "is not an email address" in refused[0]["message"]
         summary = [e for e in lines(err) if e["message"].startswith("add-messages")]
         assert summary == [{**summary[0], "message": "add-messages: 1 queued, 1 rejected"}]
         assert summary[0]["tenant_id"] == "acme" and "message_id" not in summary[0]
@@ -302,6 +302,33 @@ def test_api_log_lines_under_gunicorn_are_json_and_name_the_refused_message(tmp_
         access = wait_until(lambda: [e for e in lines(out) if "add-messages" in e["message"]], 10)
         assert access[0]["logger"] == "gunicorn.access"
         # Every line of both streams parsed above: no plain-text line slipped through.
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=15)
+        stack.stop()
+
+
+def test_requests_gunicorn_refuses_itself_get_a_json_answer(tmp_path):
+    """A header over gunicorn's size limit never reaches the app: gunicorn answers it, and
+    that answer is JSON like every other error of the API."""
+    stack = Stack(tmp_path, f"sqlite:///{tmp_path / 'h.sqlite'}", None)
+    port = free_port()
+    env = {**stack.env(), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
+    command = [
+        sys.executable, "-m", "gunicorn", "-c", "python:mailproxy_api.gunicorn_conf",
+        "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+        "mailproxy_api.wsgi:app",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
+    try:
+        wait_port(port, timeout=30, proc=proc)
+        answer = requests.get(
+            f"http://127.0.0.1:{port}/health", headers={"X-Big": "a" * 70_000}, timeout=10
+        )
+        assert answer.status_code in (400, 431)
+        assert answer.headers["Content-Type"] == "application/json"
+        assert answer.json()["ok"] is False and answer.json()["error"]
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=15)
