@@ -29,6 +29,7 @@ from mailproxy_models.bounce_reasons import (
     BounceReason,
     classify_reason,
     is_hard,
+    reason_from_category,
     reason_from_text,
     refused_command,
 )
@@ -200,7 +201,9 @@ def _with_text_reason(msg: Message, recipients: list[BouncedRecipient]) -> list[
         if rcpt.reason in vague and not rcpt.diagnostic and not expired:
             found = reason_from_text(_around(text, rcpt.recipient))
             if found is not None and REASONS[found].failure:
-                rcpt = replace(rcpt, reason=found.value, bounce_type=_type_of(found, rcpt.action))
+                rcpt = replace(
+                    rcpt, reason=found.value, bounce_type=_type_of(found, rcpt.action, rcpt.status)
+                )
         result.append(rcpt)
     return result
 
@@ -220,7 +223,7 @@ def _with_refused_command(
     if not any(r.reason in (unknown, BounceReason.FILTERED.value) for r in recipients):
         return recipients
     unknown_filtered = BounceReason.FILTERED.value
-    command = refused_command(_report_text(msg))
+    command = refused_command(_report_text(msg)) or _family_command(msg)
     if command is None:
         return recipients
     result = []
@@ -230,9 +233,20 @@ def _with_refused_command(
             and refused_command(rcpt.diagnostic or "") is None
         ):
             reason = classify_reason(rcpt.smtp_code, rcpt.status, rcpt.diagnostic, command)
-            rcpt = replace(rcpt, reason=reason.value, bounce_type=_type_of(reason, rcpt.action))
+            rcpt = replace(
+                rcpt, reason=reason.value, bounce_type=_type_of(reason, rcpt.action, rcpt.status)
+            )
         result.append(rcpt)
     return result
+
+
+# Mail systems whose reports give, per recipient, what the next server answered to RCPT TO
+# (their own header names them): a "user unknown" there was said of the address itself.
+_RCPT_REPORTERS = ("x-nai-header",)  # McAfee Email Gateway
+
+
+def _family_command(msg: Message) -> str | None:
+    return "RCPT" if any(_has_header(msg, name) for name in _RCPT_REPORTERS) else None
 
 
 # --- message structure -------------------------------------------------------------------
@@ -476,11 +490,16 @@ def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
     )
     if not address:
         return None
-    diagnostic = _strip_type(fields.get("diagnostic-code", ""))
+    raw_diagnostic = _decoded_words(fields.get("diagnostic-code", ""))
+    diagnostic = _strip_type(raw_diagnostic)
     status = _status(fields.get("status", "")) or _status(diagnostic or "")
     action = _action(fields.get("action", ""), status)
     code = _smtp_code(diagnostic or "")
-    bounce_type, reason = _classify(action, status, code, diagnostic or "")
+    kind = raw_diagnostic.split(";", 1)[0] if ";" in raw_diagnostic else None
+    bounce_type, reason = _classify(action, status, code, diagnostic or "", kind)
+    categorised = reason_from_category(fields.get("x-powermta-bouncecategory"))
+    if bounce_type is not None and categorised is not None:
+        bounce_type, reason = _type_of(categorised, action, status), categorised.value
     return BouncedRecipient(
         recipient=address,
         action=action,
@@ -494,6 +513,22 @@ def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
 
 
 # --- field values ------------------------------------------------------------------------
+
+
+def _decoded_words(value: str) -> str:
+    """A field value with its RFC 2047 encoded words and raw ISO-2022-JP runs (Japanese
+    servers write both into Diagnostic-Code) as text."""
+    if "=?" in value:
+        try:
+            value = str(make_header(decode_header(value)))
+        except Exception:  # undecodable encoded words: keep them as they came
+            return value
+    if "\x1b$" in value:
+        try:
+            return value.encode("ascii").decode("iso-2022-jp")
+        except (UnicodeError, LookupError):
+            return value
+    return value
 
 
 def _strip_type(value: str) -> str | None:
@@ -513,6 +548,20 @@ def _status(text: str) -> str | None:
     return ".".join(found.groups()) if found else None
 
 
+_FAILURE_STATUS = re.compile(r"(?<![\w.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
+_FAILURE_CODE = re.compile(r"(?<![\w.])([45]\d\d)(?=[ \t:-]|$)", re.M)
+
+
+def _failure_status(text: str) -> str | None:
+    found = _FAILURE_STATUS.search(text)
+    return ".".join(found.groups()) if found else None
+
+
+def _failure_code(text: str) -> int | None:
+    found = _FAILURE_CODE.search(text)
+    return int(found.group(1)) if found else None
+
+
 def _smtp_code(text: str) -> int | None:
     found = _SMTP_CODE.search(text)
     return int(found.group(1)) if found else None
@@ -527,22 +576,26 @@ def _action(value: str, status: str | None) -> str:
 
 
 def _classify(
-    action: str, status: str | None, smtp_code: int | None = None, text: str = ""
+    action: str,
+    status: str | None,
+    smtp_code: int | None = None,
+    text: str = "",
+    diagnostic_type: str | None = None,
 ) -> tuple[BounceType | None, str | None]:
     """Hard or soft and the reason: the reason decides, never the status class alone."""
     if action not in ("failed", "delayed"):
         return None, None
-    reason = classify_reason(smtp_code, status, text, refused_command(text))
+    reason = classify_reason(smtp_code, status, text, refused_command(text), diagnostic_type)
     if reason in (BounceReason.UNDETERMINED, BounceReason.DELIVERED) and (
         (status or str(smtp_code or ""))[:1] == "4" or action == "delayed"
     ):
         # A temporary failure the server gave up on: its queue expired.
         reason = BounceReason.EXPIRED
-    return _type_of(reason, action), reason.value
+    return _type_of(reason, action, status), reason.value
 
 
-def _type_of(reason: BounceReason, action: str) -> BounceType:
-    return "hard" if is_hard(reason, action) else "soft"
+def _type_of(reason: BounceReason, action: str, status: str | None = None) -> BounceType:
+    return "hard" if is_hard(reason, action, status) else "soft"
 
 
 def _clip(text: str | None) -> str | None:
@@ -563,9 +616,10 @@ def _first_group(pattern: re.Pattern[str] | None, text: str) -> str | None:
 def _plain_recipient(
     address: str, text: str, remote_mta: str | None = None, action: str = "failed"
 ) -> BouncedRecipient:
-    """A recipient read from human text: codes and classification come from that text."""
-    status = _status(text)
-    code = _smtp_code(text)
+    """A recipient read from human text: codes and classification come from that text; a
+    session transcript quotes successes too ("250 2.1.5 Ok"), so a failure's codes win."""
+    status = _failure_status(text) or _status(text)
+    code = _failure_code(text) or _smtp_code(text)
     bounce_type, reason = _classify(action, status, code, text)
     return BouncedRecipient(
         recipient=address.strip("<>").lower(),
@@ -642,7 +696,9 @@ def _read_exim(text: str) -> list[BouncedRecipient]:
         if line.strip() and indent == 0:
             break  # the section ends at the first unindented paragraph
         if 0 < indent < 4 and address:
-            blocks.append((address.group(0), []))
+            # "pipe to |/usr/bin/x addr": a delivery to a program, which the reason needs.
+            piped = line.strip().lower().startswith("pipe to")
+            blocks.append((address.group(0), [line.strip()] if piped else []))
         elif indent >= 4 and blocks:
             blocks[-1][1].append(line.strip())
     return [
@@ -782,12 +838,13 @@ def _read_ses_notification(msg: Message) -> list[BouncedRecipient] | None:
     if msg.is_multipart():
         return None
     text = _body_text(msg).strip()
-    if not text.startswith("{") or '"notificationType"' not in text[:2000]:
+    if not text.startswith("{") or "notificationType" not in text[:4000]:
         return None
     try:  # lines folded inside the JSON by the mail systems on the way
         document, _ = json.JSONDecoder().raw_decode(text.replace("\r", "").replace("\n", ""))
     except ValueError:
         return None
+    document = _sns_message(document)
     if not isinstance(document, dict) or document.get("notificationType") != "Bounce":
         return []
     bounce = document.get("bounce")
@@ -809,6 +866,18 @@ def _read_ses_notification(msg: Message) -> list[BouncedRecipient] | None:
                 )
             )
     return result
+
+
+def _sns_message(document: object) -> object:
+    """The SES notification an SNS e-mail subscription wraps, as a JSON string in its
+    "Message"; the document itself when it is no such wrapper."""
+    if not isinstance(document, dict) or document.get("Type") != "Notification":
+        return document
+    inner = document.get("Message")
+    try:
+        return json.loads(inner) if isinstance(inner, str) else document
+    except ValueError:
+        return document
 
 
 # --- any other text ----------------------------------------------------------------------

@@ -50,7 +50,10 @@ R = BounceReason
         (550, "5.1.1", "550 5.1.1 Mailbox is full, over quota", R.MAILBOX_FULL),
         (554, "5.7.1", "554 5.7.1 Message rejected as spam", R.SPAM_DETECTED),
         (554, "5.7.1", "554 5.7.1 <a@example.org>: Relay access denied", R.RELAYING_DENIED),
-        (550, None, "550 Unknown user a@example.net", R.USER_UNKNOWN),
+        # Neither a status nor the refused command says the address is dead: lean soft.
+        (550, None, "550 Unknown user a@example.net", R.FILTERED),
+        # ... unless the words are a directory's answer.
+        (None, None, "The recipient name is not recognized", R.USER_UNKNOWN),
         (550, None, "Unrouteable address", R.HOST_UNKNOWN),
         (
             None,
