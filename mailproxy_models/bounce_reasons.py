@@ -856,7 +856,7 @@ def classify_reason(
 
 # Refusal codes that large mailbox providers write into their replies and document on their
 # postmaster pages: each names the cause more precisely than the status or the words.
-_ORANGE_CODE = re.compile(r"\b(?:OFR|LPN|OUK)\d*_(\d{3})\b")  # Orange / Wanadoo / La Poste
+_ORANGE_CODE = re.compile(r"\b(?:OFR|LPN|OUK)\d*_(\d{3})\b", re.I)  # Orange / Wanadoo / La Poste
 _ORANGE: dict[str, BounceReason] = {
     **dict.fromkeys(("101", "102", "103", "510", "999"), BounceReason.BLOCKED),
     "104": BounceReason.TOO_MANY_CONNECTIONS,

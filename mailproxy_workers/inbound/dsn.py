@@ -97,7 +97,10 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"r[ée]ponse automatique|absence du bureau|fuera de la oficina|respuesta autom[áa]tica",
     re.I,
 )
-_BOUNCE_SENDER = re.compile(r"(?:mailer-daemon|post_?master|microsoftexchange[0-9a-f]*)@", re.I)
+# "MAILER-DAEMON" alone (no domain) is what some gateways write in From.
+_BOUNCE_SENDER = re.compile(
+    r"(?:mailer-daemon|post_?master|microsoftexchange[0-9a-f]*)(?:@|>|\s*$)", re.I
+)
 # Anchored: a human "Re: ... undeliverable?" thread is not a bounce.
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(?:undeliver|undelivered mail|delivery status notification|delivery failure|"
@@ -199,7 +202,8 @@ def _with_text_reason(msg: Message, recipients: list[BouncedRecipient]) -> list[
         # x.4.7 says it already: the queue expired.
         expired = (rcpt.status or "").endswith(".4.7")
         if rcpt.reason in vague and not rcpt.diagnostic and not expired:
-            found = reason_from_text(_around(text, rcpt.recipient))
+            others = [r.recipient for r in recipients if r.recipient != rcpt.recipient]
+            found = reason_from_text(_around(text, rcpt.recipient, others))
             if found is not None and REASONS[found].failure:
                 rcpt = replace(
                     rcpt, reason=found.value, bounce_type=_type_of(found, rcpt.action, rcpt.status)
@@ -208,10 +212,16 @@ def _with_text_reason(msg: Message, recipients: list[BouncedRecipient]) -> list[
     return result
 
 
-def _around(text: str, address: str) -> str:
-    """The lines of the text from the address's first mention on, else the whole text."""
-    start = text.lower().find(address.lower())
-    return text[start:] if start >= 0 else text
+def _around(text: str, address: str, others: list[str] | None = None) -> str:
+    """The lines of the text from the address's first mention up to the first mention of
+    another recipient after it (whose words are not this one's), else the whole text."""
+    lowered = text.lower()
+    start = lowered.find(address.lower())
+    if start < 0:
+        return text
+    ends = [lowered.find(other.lower(), start + len(address)) for other in others or []]
+    end = min([e for e in ends if e > start], default=len(text))
+    return text[start:end]
 
 
 def _with_refused_command(
@@ -1004,7 +1014,7 @@ def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipien
 
 
 _FAILURE_WORDS = re.compile(
-    r"\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b|fail|error|unknown|not |unable|could ?n.t|"
+    r"\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b|fail|error|unknown|not |unable|could ?n.t|doesn.t|"
     r"can.t|denied|refused|rejected|invalid|exceeded|full|expired|timed? ?out",
     re.I,
 )
