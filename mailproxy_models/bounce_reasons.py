@@ -276,6 +276,8 @@ _BY_TEMPORARY_STATUS: dict[str, BounceReason] = {
 _VAGUE_STATUS = frozenset(
     {"0.0", "1.0", "1.1", "1.3", "1.10", "2.0", "2.1", "3.0", "3.2", "4.0", "4.1", "4.4", "4.7"}
     | {"5.0", "5.4", "7.0", "7.1", "7.9"}
+    # "Other address status": qmail writes #4.1.9 for any temporary failure it gave up on.
+    | {"1.9"}
 )
 
 
@@ -717,6 +719,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"retry timeout",
             r"too long in (?:the )?queue",
             r"in the queue too long",
+            r"aborted after \d+(?:\.\d+)? (?:hour|day)",
             r"queue(?:d too long| time| lifetime)",
             r"delivery time expired",
             r"(?:delivery|message) expired",

@@ -1005,6 +1005,12 @@ def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipien
         segment = text[start:end] if end > start else text[start:]
         if not _has_failure_words(segment):
             segment = text
+        elif reason_from_text(segment) is None and _failure_status(segment) is None:
+            # Neither words nor a status after the address: they may come before it
+            # ("Mailbox is full: <a@b>", an error above the message details): its whole line,
+            # or the whole text for the only recipient.
+            line_start = text.rfind("\n", 0, start) + 1
+            segment = text if len(starts) == 1 else text[line_start:end]
         rcpt = _plain_recipient(address, _diagnostic_lines(segment), None, _action_of(text))
         if address.endswith("@googlegroups.com") and rcpt.bounce_type is not None:
             # A Google group that refused the post: the sender may not post, the group exists.
