@@ -91,6 +91,7 @@ R = BounceReason
             R.USER_UNKNOWN,
         ),
         (550, "5.2.0", "550 5.2.0 Mail rejete. Mail rejected. OFR_506 [506]", R.SPAM_DETECTED),
+        (550, "5.2.0", "reason: 550 5.2.0 Mail rejected. ofr_506 [506]", R.SPAM_DETECTED),
         (550, "5.1.0", "550 5.1.0 <b@example.com> sender rejected. AUP#CXBL", R.BLOCKED),
         (550, "5.1.0", "550 5.1.0 sender rejected. AUP#In-1310", R.TOO_MANY_CONNECTIONS),
         # Phrases that name their reason before a broader word of another one does.
