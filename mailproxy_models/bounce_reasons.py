@@ -354,6 +354,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         _words(
             r"unauthenticated senders",
             r"authentication required",
+            r"without (?:smtp )?authentication",
             r"authrequired",
             r"delivery not authorized",
         ),
@@ -1013,7 +1014,7 @@ def reason_from_text(text: str) -> BounceReason | None:
     return None
 
 
-_CONTINUED_CODE = re.compile(r"(?<=\w) [245]\d\d[ -][245]\.\d{1,3}\.\d{1,3} (?=\w)")
+_CONTINUED_CODE = re.compile(r"(?<=\w) [245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?(?=[a-z])")
 
 
 def _status_detail(enhanced_status: str | None) -> str | None:

@@ -105,7 +105,9 @@ _BOUNCE_SENDER = re.compile(
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(?:undeliver|undelivered mail|delivery status notification|delivery failure|"
     r"delivery failed|mail delivery failed|failure notice|returned mail|warning: message|"
-    r"delayed mail|message not delivered|non recapitabile|unzustellbar|non remis)",
+    r"delayed mail|message not delivered|non recapitabile|unzustellbar|non remis|"
+    # Japanese carriers: "mail error notice"
+    r"メールエラー通知)",
     re.I,
 )
 
@@ -199,17 +201,24 @@ def _with_text_reason(msg: Message, recipients: list[BouncedRecipient]) -> list[
     text = _report_text(msg)
     result = []
     for rcpt in recipients:
-        # x.4.7 says it already: the queue expired.
-        expired = (rcpt.status or "").endswith(".4.7")
-        if rcpt.reason in vague and not rcpt.diagnostic and not expired:
+        # An expired queue (x.4.7) whose text names why it kept failing gets that cause.
+        if rcpt.reason in vague and not rcpt.diagnostic:
             others = [r.recipient for r in recipients if r.recipient != rcpt.recipient]
             found = reason_from_text(_around(text, rcpt.recipient, others))
+            if found is BounceReason.HOST_UNKNOWN and (rcpt.status or "").startswith("4"):
+                found = BounceReason.NETWORK_ERROR  # a lookup that failed for now
+            if (rcpt.status or "").endswith(".4.7") and found not in _WHY_A_QUEUE_EXPIRED:
+                found = None  # other words of that text are not about this failure
             if found is not None and REASONS[found].failure:
                 rcpt = replace(
                     rcpt, reason=found.value, bounce_type=_type_of(found, rcpt.action, rcpt.status)
                 )
         result.append(rcpt)
     return result
+
+
+# What an expired queue's text may name as the cause it kept failing on.
+_WHY_A_QUEUE_EXPIRED = frozenset({BounceReason.NETWORK_ERROR, BounceReason.BLOCKED})
 
 
 def _around(text: str, address: str, others: list[str] | None = None) -> str:
@@ -816,7 +825,9 @@ _PLAIN_FORMATS = (
     ),
     _PlainFormat(
         "exim",
-        re.compile(r"This message was created automatically by mail delivery software"),
+        re.compile(
+            r"This message was created automatically by (?:mail delivery software|the SMTP relay)"
+        ),
         _read_exim,
         re.compile(r"on the queue on ([\w.-]+?)\.?\s"),
     ),
