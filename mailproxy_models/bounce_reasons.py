@@ -373,6 +373,10 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         ),
     ),
     (
+        BounceReason.SECURITY_ERROR,
+        _words(r"\.\.\. access denied"),  # sendmail's access map, not a refused sender
+    ),
+    (
         BounceReason.SUSPENDED,
         _words(r"recipient account is blocked"),
     ),
@@ -808,6 +812,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"configuration error",
             r"transaction failed",
             r"misconfigur",
+            r"could not load",
         ),
     ),
 )
@@ -845,6 +850,8 @@ def classify_reason(
     # A "user unknown" under an explicit "other or undefined" status (5.0.0) or under no
     # status at all, not said to RCPT: nothing but the words says the address is dead, and
     # filters answer with the same words. Lean soft, unless the words are a directory's.
+    if reason is BounceReason.UNDETERMINED and stage in ("HELO", "CONNECT"):
+        return BounceReason.BLOCKED  # refused before any address was given: the sending host
     if reason is BounceReason.USER_UNKNOWN and stage == "MAIL":
         return BounceReason.SENDER_REJECTED
     directory = bool(_DIRECTORY_ANSWER.search(text or ""))
@@ -962,6 +969,10 @@ def refused_command(text: str) -> str | None:
     if found.group(1) is None:
         return "RCPT"  # qmail's "does not like recipient", Yahoo's "[RCPT_TO]"
     word = found.group(1).upper()
+    if word in ("EHLO", "HELO"):
+        return "HELO"
+    if word == "INITIAL CONNECTION":
+        return "CONNECT"
     return (
         "DATA" if word in ("DATA", "END OF DATA") else "RCPT" if word.startswith("RCPT") else "MAIL"
     )
@@ -969,7 +980,7 @@ def refused_command(text: str) -> str | None:
 
 _COMMAND = re.compile(
     r"(?:after|in reply to|>>>|smtp command:?|did not like our)[\s-]*"
-    r"(end of data|data|rcpt(?: to)?|mail(?: from)?)\b"
+    r"(end of data|data|rcpt(?: to)?|mail(?: from)?|ehlo|helo|initial connection)\b"
     r"|does not like recipient|\[RCPT_TO\]",
     re.I,
 )

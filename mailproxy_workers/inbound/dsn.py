@@ -239,7 +239,9 @@ def _with_refused_command(
     """A "user unknown" whose diagnostic does not say which command it answered: the
     bounce's text may (a session transcript, "after end of data")."""
     unknown = BounceReason.USER_UNKNOWN.value
-    if not any(r.reason in (unknown, BounceReason.FILTERED.value) for r in recipients):
+    undetermined = BounceReason.UNDETERMINED.value
+    staged = (unknown, BounceReason.FILTERED.value, undetermined)
+    if not any(r.reason in staged for r in recipients):
         return recipients
     unknown_filtered = BounceReason.FILTERED.value
     command = refused_command(_report_text(msg)) or _family_command(msg)
@@ -249,8 +251,8 @@ def _with_refused_command(
     for rcpt in recipients:
         if (
             rcpt.reason in (unknown, unknown_filtered)
-            and refused_command(rcpt.diagnostic or "") is None
-        ):
+            or (rcpt.reason == undetermined and rcpt.diagnostic)
+        ) and refused_command(rcpt.diagnostic or "") is None:
             reason = classify_reason(rcpt.smtp_code, rcpt.status, rcpt.diagnostic, command)
             rcpt = replace(
                 rcpt, reason=reason.value, bounce_type=_type_of(reason, rcpt.action, rcpt.status)
