@@ -92,6 +92,16 @@ R = BounceReason
         ),
         (550, "5.2.0", "550 5.2.0 Mail rejete. Mail rejected. OFR_506 [506]", R.SPAM_DETECTED),
         (550, "5.2.0", "reason: 550 5.2.0 Mail rejected. ofr_506 [506]", R.SPAM_DETECTED),
+        (550, "5.7.1", "550 5.7.1 <a@example.jp>... Access denied", R.SECURITY_ERROR),
+        (451, "4.0.0", "451 Could not load DRD for domain (example.com)", R.SYSTEM_ERROR),
+        (
+            550,
+            None,
+            "550-Please turn on SMTP Authentication in your mail client. 550-mx.example.com "
+            "[192.0.2.1]:2525 is not permitted to 550 relay through this server without "
+            "authentication.",
+            R.SECURITY_ERROR,
+        ),
         (550, "5.1.0", "550 5.1.0 <b@example.com> sender rejected. AUP#CXBL", R.BLOCKED),
         (550, "5.1.0", "550 5.1.0 sender rejected. AUP#In-1310", R.TOO_MANY_CONNECTIONS),
         # Phrases that name their reason before a broader word of another one does.
@@ -171,10 +181,21 @@ def test_user_unknown_after_data_is_a_filter_and_at_mail_a_refused_sender():
         ("550 5.1.1 user unknown", None),
         ("550 5.2.1 <a@example.jp>... User Unknown [RCPT_TO]", "RCPT"),
         ("192.0.2.25 does not like recipient.\nRemote host said: 550 5.2.1 User Unknown", "RCPT"),
+        ("SMTP error from remote mail server after EHLO relay.example.net: 550 Rejected", "HELO"),
+        ("SMTP error from remote mail server after initial connection: 554 go away", "CONNECT"),
     ],
 )
 def test_the_refused_command_is_read_from_the_text(text, command):
     assert refused_command(text) == command
+
+
+def test_a_refusal_before_any_address_blocks_the_sending_host():
+    assert classify_reason(550, None, "550 Rejected", "HELO") is R.BLOCKED
+    assert classify_reason(554, None, "554 go away", "CONNECT") is R.BLOCKED
+    # The words still decide when they name a reason.
+    assert classify_reason(554, "5.7.1", "554 5.7.1 Missing reverse DNS", "CONNECT") is (
+        R.REQUIRE_PTR
+    )
 
 
 def test_a_local_delivery_program_failing_is_a_mailer_error_unless_the_disk_is_full():
