@@ -28,6 +28,7 @@ class Reading:
     hard: tuple[bool, ...] = ()
     reasons: tuple[str, ...] = ()
     crashed: bool = False
+    diagnostics: tuple[str, ...] = ()
 
 
 @dataclass
@@ -43,6 +44,8 @@ class Tally:
     wrongly_hard: int = 0  # soft failures called hard: a working address suppressed
     crashes: int = 0
     misses: list[str] = field(default_factory=list)
+    # (expected reason, our reason) of rows that disagree: the largest groups first
+    pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 def ours(raw: bytes) -> Reading:
@@ -57,6 +60,9 @@ def ours(raw: bytes) -> Reading:
         tuple(e.hard_bounce for e in bounces),
         tuple(_SISIMAI_NAME.get(str(e.details.get("reason")), "?") for e in bounces),
         crashed=facts.kind == "unparseable",
+        diagnostics=tuple(
+            f"[{e.details.get('format')}] {e.enhanced_status} {e.description}" for e in bounces
+        ),
     )
 
 
@@ -68,6 +74,19 @@ def flufl(raw: bytes) -> Reading:
     addresses = [a.decode("utf-8", "replace").lower() for a in (*permanent, *temporary)]
     hard = (True,) * len(permanent) + (False,) * len(temporary)
     return Reading(bool(addresses), tuple(addresses), hard)
+
+
+_SHOWN_TEXT = 240
+
+
+def _unmatched_pairs(rows: list, reading: Reading) -> list[tuple[str, str]]:
+    """Expected and found reasons left over once the agreeing ones are taken out."""
+    want = Counter(row.reason for row in rows) - Counter(reading.reasons)
+    got = Counter(reading.reasons) - Counter(row.reason for row in rows)
+    missing = list(want.elements())
+    extra = list(got.elements())
+    extra += ["(none)"] * max(0, len(missing) - len(extra))
+    return list(zip(missing, extra, strict=False))
 
 
 def _agreement(expected: list, found: tuple) -> int:
@@ -98,7 +117,10 @@ def _score(tally: Tally, sample: Sample, raw: bytes, reading: Reading) -> None:
     if not recipients_agree or hard < len(rows) or reasons < len(rows):
         want = [(row.status, row.reply_code, row.reason, row.hard) for row in rows]
         got = list(zip(reading.recipients, reading.reasons, reading.hard, strict=False))
-        tally.misses.append(f"{sample.path.name}: want {want} got {got}")
+        said = " | ".join(d[:_SHOWN_TEXT] for d in reading.diagnostics)
+        tally.misses.append(f"{sample.path.name}: want {want} got {got}\n      said: {said}")
+        for pair in _unmatched_pairs(rows, reading):
+            tally.pairs[pair] += 1
 
 
 def _same_elsewhere(corpus: Path, samples: list[Sample]) -> tuple[int, int]:
@@ -172,3 +194,6 @@ def corpus_agreement(corpus: Path, show_misses: bool) -> None:
         print("\nmailproxy disagrees on:")
         for miss in mine.misses:
             print("  " + miss)
+        print("\nreason disagreements (expected -> ours), largest groups first:")
+        for (want, got), count in mine.pairs.most_common():
+            print(f"  {count:4d}  {want} -> {got}")

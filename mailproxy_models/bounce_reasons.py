@@ -177,9 +177,12 @@ REASONS: dict[BounceReason, ReasonRule] = {
 }
 
 
-def is_hard(reason: BounceReason, action: str = "failed") -> bool:
-    """Hard: the address itself is dead. A notice that the server still retries is never."""
-    return action == "failed" and REASONS[reason].hard
+def is_hard(reason: BounceReason, action: str = "failed", status: str | None = None) -> bool:
+    """Hard: the address itself is dead. A notice that the server still retries is never,
+    nor a failure whose status says it was temporary (4.x.x) about something else than the
+    mailbox: the answer may change. A 4.1.1 given up on names the mailbox unknown."""
+    temporary = (status or "").startswith("4") and _status_detail(status) != "1.1"
+    return action == "failed" and REASONS[reason].hard and not temporary
 
 
 # --- the classifier ------------------------------------------------------------------------
@@ -273,6 +276,8 @@ _BY_TEMPORARY_STATUS: dict[str, BounceReason] = {
 _VAGUE_STATUS = frozenset(
     {"0.0", "1.0", "1.1", "1.3", "1.10", "2.0", "2.1", "3.0", "3.2", "4.0", "4.1", "4.4", "4.7"}
     | {"5.0", "5.4", "7.0", "7.1", "7.9"}
+    # "Other address status": qmail writes #4.1.9 for any temporary failure it gave up on.
+    | {"1.9"}
 )
 
 
@@ -292,11 +297,38 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     ),
     (
         BounceReason.NOT_ACCEPTING_MAIL,
-        _words(r"null mx", r"doesn.t receive e-?mail", r"no mx record found"),
+        _words(
+            r"null mx",
+            r"doesn.t receive e-?mail",
+            r"no mx record found",
+            r"couldn.t find a mail exchanger",
+            r"indicated no smtp service",
+        ),
     ),
     (
         BounceReason.EXPIRED,
-        _words(r"did not accept our requests to connect"),
+        _words(
+            r"did not accept our requests to connect",
+            r"not delivered within \d+ days",
+        ),
+    ),
+    (
+        BounceReason.MAILER_ERROR,
+        # A local delivery program's own complaint, whatever words of the user it quotes.
+        _words(r"\bprocmail:"),
+    ),
+    (
+        BounceReason.FILTERED,
+        _words(r"recipient preferences"),
+    ),
+    (
+        BounceReason.SPAM_DETECTED,
+        # Google Groups' refusal, whose advice goes on about SPF and DKIM.
+        _words(r"due to spam classification"),
+    ),
+    (
+        BounceReason.SYNTAX_ERROR,
+        _words(r"malformed address"),
     ),
     (
         BounceReason.NOT_COMPLIANT_RFC,
@@ -322,6 +354,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         _words(
             r"unauthenticated senders",
             r"authentication required",
+            r"without (?:smtp )?authentication",
             r"authrequired",
             r"delivery not authorized",
         ),
@@ -334,9 +367,14 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"purported responsible address",
             r"provide a valid from",
             r"sender address rejected",
+            r"sending to/from an address that has been (?:black|block)listed",
             r"(?:invalid|bad|unknown) sender",
             r"domain of sender address",
         ),
+    ),
+    (
+        BounceReason.SECURITY_ERROR,
+        _words(r"\.\.\. access denied"),  # sendmail's access map, not a refused sender
     ),
     (
         BounceReason.SUSPENDED,
@@ -346,6 +384,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         BounceReason.BLOCKED,
         _words(
             r"refused to talk to me",
+            r"spamhaus",  # a list of sending hosts, not a verdict on the message
             r"my name was rejected",
             r"relay quota",
             r"invalid ip for sending",
@@ -412,8 +451,9 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     (
         BounceReason.AUTHENTICATION_FAILURE,
         _words(
-            r"\bspf\b.*(?:fail|reject|check|not pass|permerror|softfail)",
-            r"(?:fail|reject).*\bspf\b",
+            # Near each other: a long text that mentions SPF in its advice is no SPF failure.
+            r"\bspf\b.{0,60}(?:fail|reject|check|not pass|permerror|softfail)",
+            r"(?:fail|reject).{0,40}\bspf\b",
             r"\bdkim\b.*(?:fail|invalid|not pass|no valid)",
             r"\bdmarc\b",
             r"\bspf record",
@@ -438,6 +478,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
     (
         BounceReason.RATE_LIMITED,
         _words(
+            r"too many recipients (?:this|per|an|in the last) hour",
             r"rate limit",
             r"ratelimit",
             r"rate of",
@@ -513,7 +554,6 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
         BounceReason.SPAM_DETECTED,
         _words(
             r"\bspam\b",
-            r"spamhaus",
             r"junk mail",
             r"unsolicited",
             r"bulk mail",
@@ -587,6 +627,9 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"no such recipient",
             r"mailbox not found",
             r"recipient unknown",
+            r"recipient name is not recognized",
+            r"ディレクトリには見つかりません",
+            r"ディレクトリのリストにありません",
         ),
     ),
     (
@@ -680,6 +723,8 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"retry time(?:out)? (?:not reached|exceeded)",
             r"retry timeout",
             r"too long in (?:the )?queue",
+            r"in the queue too long",
+            r"aborted after \d+(?:\.\d+)? (?:hour|day)",
             r"queue(?:d too long| time| lifetime)",
             r"delivery time expired",
             r"(?:delivery|message) expired",
@@ -767,6 +812,7 @@ _BY_TEXT: tuple[tuple[BounceReason, re.Pattern[str]], ...] = (
             r"configuration error",
             r"transaction failed",
             r"misconfigur",
+            r"could not load",
         ),
     ),
 )
@@ -777,14 +823,23 @@ def classify_reason(
     enhanced_status: str | None,
     text: str | None,
     command: str | None = None,
+    diagnostic_type: str | None = None,
 ) -> BounceReason:
     """The reason of one failure from the reply code, the enhanced status, the text and,
-    when known, the SMTP command that was refused (RCPT, DATA, MAIL).
+    when known, the SMTP command that was refused (RCPT, DATA, MAIL) and the type of the
+    report's Diagnostic-Code ("smtp", "x-unix").
 
     A mailbox that "does not exist" once the message was sent (at DATA) passed RCPT: it
     exists and a filter refused the mail. At MAIL, it is the sender that was refused.
     """
+    by_provider = reason_from_provider_code(text or "")
+    if by_provider is not None:
+        return by_provider  # the provider's own code for this refusal: nothing is more precise
     reason = _classify(smtp_code, enhanced_status, text)
+    if (diagnostic_type or "").strip().lower() == "x-unix" and reason not in _STORAGE_REASONS:
+        # The exit of a local delivery program (an exit status, a procmail complaint): the
+        # program failed; only a full mailbox or disk is worth its own name.
+        return BounceReason.MAILER_ERROR
     stage = (command or "").strip().upper()
     temporary = (enhanced_status or str(smtp_code or ""))[:1] == "4"
     if reason is BounceReason.HOST_UNKNOWN and temporary:
@@ -792,17 +847,118 @@ def classify_reason(
     detail = _status_detail(enhanced_status)
     mailbox_status = detail in ("2.0", "2.1", "2.4", "1.4")
     # An explicit 5.1.1 ("bad destination mailbox") keeps its meaning at any stage.
-    # A "user unknown" under an explicit "other or undefined" status (5.0.0), not said to
-    # RCPT: the server itself did not call it an address failure.
+    # A "user unknown" under an explicit "other or undefined" status (5.0.0) or under no
+    # status at all, not said to RCPT: nothing but the words says the address is dead, and
+    # filters answer with the same words. Lean soft, unless the words are a directory's.
+    if reason is BounceReason.UNDETERMINED and stage in ("HELO", "CONNECT"):
+        return BounceReason.BLOCKED  # refused before any address was given: the sending host
+    if reason is BounceReason.USER_UNKNOWN and stage == "MAIL":
+        return BounceReason.SENDER_REJECTED
+    directory = bool(_DIRECTORY_ANSWER.search(text or ""))
+    unproven = detail in ("0.0", None) and not directory
     if reason is BounceReason.USER_UNKNOWN and (
-        (stage == "DATA" and detail != "1.1")
-        or ((mailbox_status or detail == "0.0") and stage != "RCPT")
+        (stage == "DATA" and detail != "1.1" and not directory)
+        or ((mailbox_status or unproven) and stage != "RCPT")
     ):
         # A mailbox status ("disabled", "list problem") with a "user unknown": a filter.
         return BounceReason.FILTERED
-    if reason is BounceReason.USER_UNKNOWN and stage == "MAIL":
-        return BounceReason.SENDER_REJECTED
     return reason
+
+
+# Refusal codes that large mailbox providers write into their replies and document on their
+# postmaster pages: each names the cause more precisely than the status or the words.
+_ORANGE_CODE = re.compile(r"\b(?:OFR|LPN|OUK)\d*_(\d{3})\b", re.I)  # Orange / Wanadoo / La Poste
+_ORANGE: dict[str, BounceReason] = {
+    **dict.fromkeys(("101", "102", "103", "510", "999"), BounceReason.BLOCKED),
+    "104": BounceReason.TOO_MANY_CONNECTIONS,
+    **dict.fromkeys(("305", "402"), BounceReason.SECURITY_ERROR),
+    **dict.fromkeys(("401", "517"), BounceReason.AUTHENTICATION_FAILURE),
+    **dict.fromkeys(("403", "405", "415", "421"), BounceReason.SENDER_REJECTED),
+    "416": BounceReason.USER_UNKNOWN,
+    "417": BounceReason.MAILBOX_FULL,
+    **dict.fromkeys(("420", "426"), BounceReason.SUSPENDED),
+    "505": BounceReason.SYSTEM_ERROR,
+    "506": BounceReason.SPAM_DETECTED,
+    "514": BounceReason.MESSAGE_TOO_BIG,
+    "630": BounceReason.POLICY_VIOLATION,
+}
+_COX_CODE = re.compile(r"\bAUP#(C[XD][A-Z]+|IPBL\d{4})\b")  # Cox
+_COX: dict[str, BounceReason] = {
+    "CXBL": BounceReason.BLOCKED,
+    "CDRBL": BounceReason.BLOCKED,
+    "CXDNS": BounceReason.REQUIRE_PTR,
+    "CXSNDR": BounceReason.AUTHENTICATION_FAILURE,
+    "CXSMTP": BounceReason.SENDER_REJECTED,
+    "CXCNCT": BounceReason.TOO_MANY_CONNECTIONS,
+    "CXMXRT": BounceReason.TOO_MANY_CONNECTIONS,
+    "CXTHRT": BounceReason.SECURITY_ERROR,
+    "CXMJ": BounceReason.SECURITY_ERROR,
+}
+_SPECTRUM_CODE = re.compile(r"\bAUP#[A-Za-z-]*(1\d{3})\b")  # Spectrum (Charter)
+# (first code, last code, reason): the documented ranges of Spectrum's AUP codes.
+_SPECTRUM: tuple[tuple[int, int, BounceReason], ...] = (
+    (1000, 1000, BounceReason.BLOCKED),
+    (1010, 1080, BounceReason.SENDER_REJECTED),
+    (1090, 1090, BounceReason.SYSTEM_ERROR),
+    (1100, 1150, BounceReason.REQUIRE_PTR),
+    (1160, 1190, BounceReason.POLICY_VIOLATION),
+    (1200, 1250, BounceReason.BLOCKED),
+    (1260, 1260, BounceReason.NETWORK_ERROR),
+    (1300, 1340, BounceReason.TOO_MANY_CONNECTIONS),
+    (1350, 1490, BounceReason.RATE_LIMITED),
+    (1500, 1520, BounceReason.SENDER_REJECTED),
+    (1530, 1530, BounceReason.MESSAGE_TOO_BIG),
+    (1540, 1580, BounceReason.RATE_LIMITED),
+)
+
+
+def reason_from_provider_code(text: str) -> BounceReason | None:
+    """The reason a provider's documented refusal code in the text names, else None."""
+    found = _ORANGE_CODE.search(text)
+    if found and found.group(1) in _ORANGE:
+        return _ORANGE[found.group(1)]
+    found = _COX_CODE.search(text)
+    if found:
+        code = found.group(1)
+        return BounceReason.BLOCKED if code.startswith("IPBL") else _COX.get(code)
+    found = _SPECTRUM_CODE.search(text)
+    if found:
+        number = int(found.group(1))
+        return next((r for first, last, r in _SPECTRUM if first <= number <= last), None)
+    return None
+
+
+_STORAGE_REASONS = frozenset({BounceReason.MAILBOX_FULL, BounceReason.SYSTEM_FULL})
+# Words only a directory lookup of the recipient answers: the address is not in it, whatever
+# the status or the stage.
+_DIRECTORY_ANSWER = re.compile(
+    r"recipient name is not recognized|not listed in (?:the )?(?:domino|public name|"
+    r"directory)|invalid final delivery userid|no valid recipients for this|"
+    r"\bdd this user doesn.t have an? [\w.-]+ account|^unknown user: \S+@|"
+    # Lotus Domino / Notes in Japanese: "not found in the directory", "not in its list".
+    r"ディレクトリには見つかりません|ディレクトリのリストにありません",
+    re.I,
+)
+
+
+# The categories some sending MTAs write into their own reports (PowerMTA's
+# X-PowerMTA-BounceCategory): the reporting MTA has classified the failure already.
+_BY_CATEGORY: dict[str, BounceReason] = {
+    "bad-domain": BounceReason.HOST_UNKNOWN,
+    "bad-mailbox": BounceReason.USER_UNKNOWN,
+    "inactive-mailbox": BounceReason.SUSPENDED,
+    "message-expired": BounceReason.EXPIRED,
+    "no-answer-from-host": BounceReason.NETWORK_ERROR,
+    "policy-related": BounceReason.POLICY_VIOLATION,
+    "quota-issues": BounceReason.MAILBOX_FULL,
+    "routing-errors": BounceReason.SYSTEM_ERROR,
+    "spam-related": BounceReason.SPAM_DETECTED,
+}
+
+
+def reason_from_category(category: str | None) -> BounceReason | None:
+    """The reason a reporting MTA's own bounce category names; None for other words."""
+    return _BY_CATEGORY.get((category or "").strip().lower())
 
 
 def refused_command(text: str) -> str | None:
@@ -810,7 +966,13 @@ def refused_command(text: str) -> str | None:
     found = _COMMAND.search(text or "")
     if found is None:
         return None
+    if found.group(1) is None:
+        return "RCPT"  # qmail's "does not like recipient", Yahoo's "[RCPT_TO]"
     word = found.group(1).upper()
+    if word in ("EHLO", "HELO"):
+        return "HELO"
+    if word == "INITIAL CONNECTION":
+        return "CONNECT"
     return (
         "DATA" if word in ("DATA", "END OF DATA") else "RCPT" if word.startswith("RCPT") else "MAIL"
     )
@@ -818,7 +980,8 @@ def refused_command(text: str) -> str | None:
 
 _COMMAND = re.compile(
     r"(?:after|in reply to|>>>|smtp command:?|did not like our)[\s-]*"
-    r"(end of data|data|rcpt(?: to)?|mail(?: from)?)\b",
+    r"(end of data|data|rcpt(?: to)?|mail(?: from)?|ehlo|helo|initial connection)\b"
+    r"|does not like recipient|\[RCPT_TO\]",
     re.I,
 )
 
@@ -840,18 +1003,29 @@ def _classify(smtp_code: int | None, enhanced_status: str | None, text: str | No
         return by_text
     if by_status is not None:
         return by_status
-    if (enhanced_status or "").startswith("2") or str(smtp_code or "").startswith("2"):
+    # A delivery: a 2.x.x status, or without one a reply that starts with a 2xx code; not a
+    # number that only looks like one ("X-Unix; 255", "Size (in bytes): 222").
+    if (enhanced_status or "").startswith("2") or (
+        enhanced_status is None
+        and str(smtp_code or "").startswith("2")
+        and (text or "").lstrip().startswith(str(smtp_code))
+    ):
         return BounceReason.DELIVERED
     return BounceReason.UNDETERMINED
 
 
 def reason_from_text(text: str) -> BounceReason | None:
     """The first reason whose phrases the text holds, None when it holds none."""
-    sample = " ".join(text[:4000].split())
+    # Multi-line replies repeat their code on each line ("550-5.7.1 ... 550 5.7.1 ..."):
+    # without the repeats the phrase split over lines reads whole.
+    sample = _CONTINUED_CODE.sub(" ", " ".join(text[:4000].split()))
     for reason, pattern in _BY_TEXT:
         if pattern.search(sample):
             return reason
     return None
+
+
+_CONTINUED_CODE = re.compile(r"(?<=\w) [245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?(?=[a-z])")
 
 
 def _status_detail(enhanced_status: str | None) -> str | None:

@@ -29,6 +29,7 @@ from mailproxy_models.bounce_reasons import (
     BounceReason,
     classify_reason,
     is_hard,
+    reason_from_category,
     reason_from_text,
     refused_command,
 )
@@ -96,12 +97,17 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"r[ée]ponse automatique|absence du bureau|fuera de la oficina|respuesta autom[áa]tica",
     re.I,
 )
-_BOUNCE_SENDER = re.compile(r"(?:mailer-daemon|post_?master|microsoftexchange[0-9a-f]*)@", re.I)
+# "MAILER-DAEMON" alone (no domain) is what some gateways write in From.
+_BOUNCE_SENDER = re.compile(
+    r"(?:mailer-daemon|post_?master|microsoftexchange[0-9a-f]*)(?:@|>|\s*$)", re.I
+)
 # Anchored: a human "Re: ... undeliverable?" thread is not a bounce.
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(?:undeliver|undelivered mail|delivery status notification|delivery failure|"
     r"delivery failed|mail delivery failed|failure notice|returned mail|warning: message|"
-    r"delayed mail|message not delivered|non recapitabile|unzustellbar|non remis)",
+    r"delayed mail|message not delivered|non recapitabile|unzustellbar|non remis|"
+    # Japanese carriers: "mail error notice"
+    r"メールエラー通知)",
     re.I,
 )
 
@@ -195,20 +201,36 @@ def _with_text_reason(msg: Message, recipients: list[BouncedRecipient]) -> list[
     text = _report_text(msg)
     result = []
     for rcpt in recipients:
-        # x.4.7 says it already: the queue expired.
-        expired = (rcpt.status or "").endswith(".4.7")
-        if rcpt.reason in vague and not rcpt.diagnostic and not expired:
-            found = reason_from_text(_around(text, rcpt.recipient))
+        # An expired queue (x.4.7) whose text names why it kept failing gets that cause.
+        if rcpt.reason in vague and not rcpt.diagnostic:
+            others = [r.recipient for r in recipients if r.recipient != rcpt.recipient]
+            found = reason_from_text(_around(text, rcpt.recipient, others))
+            if found is BounceReason.HOST_UNKNOWN and (rcpt.status or "").startswith("4"):
+                found = BounceReason.NETWORK_ERROR  # a lookup that failed for now
+            if (rcpt.status or "").endswith(".4.7") and found not in _WHY_A_QUEUE_EXPIRED:
+                found = None  # other words of that text are not about this failure
             if found is not None and REASONS[found].failure:
-                rcpt = replace(rcpt, reason=found.value, bounce_type=_type_of(found, rcpt.action))
+                rcpt = replace(
+                    rcpt, reason=found.value, bounce_type=_type_of(found, rcpt.action, rcpt.status)
+                )
         result.append(rcpt)
     return result
 
 
-def _around(text: str, address: str) -> str:
-    """The lines of the text from the address's first mention on, else the whole text."""
-    start = text.lower().find(address.lower())
-    return text[start:] if start >= 0 else text
+# What an expired queue's text may name as the cause it kept failing on.
+_WHY_A_QUEUE_EXPIRED = frozenset({BounceReason.NETWORK_ERROR, BounceReason.BLOCKED})
+
+
+def _around(text: str, address: str, others: list[str] | None = None) -> str:
+    """The lines of the text from the address's first mention up to the first mention of
+    another recipient after it (whose words are not this one's), else the whole text."""
+    lowered = text.lower()
+    start = lowered.find(address.lower())
+    if start < 0:
+        return text
+    ends = [lowered.find(other.lower(), start + len(address)) for other in others or []]
+    end = min([e for e in ends if e > start], default=len(text))
+    return text[start:end]
 
 
 def _with_refused_command(
@@ -217,22 +239,35 @@ def _with_refused_command(
     """A "user unknown" whose diagnostic does not say which command it answered: the
     bounce's text may (a session transcript, "after end of data")."""
     unknown = BounceReason.USER_UNKNOWN.value
-    if not any(r.reason in (unknown, BounceReason.FILTERED.value) for r in recipients):
+    undetermined = BounceReason.UNDETERMINED.value
+    staged = (unknown, BounceReason.FILTERED.value, undetermined)
+    if not any(r.reason in staged for r in recipients):
         return recipients
     unknown_filtered = BounceReason.FILTERED.value
-    command = refused_command(_report_text(msg))
+    command = refused_command(_report_text(msg)) or _family_command(msg)
     if command is None:
         return recipients
     result = []
     for rcpt in recipients:
         if (
             rcpt.reason in (unknown, unknown_filtered)
-            and refused_command(rcpt.diagnostic or "") is None
-        ):
+            or (rcpt.reason == undetermined and rcpt.diagnostic)
+        ) and refused_command(rcpt.diagnostic or "") is None:
             reason = classify_reason(rcpt.smtp_code, rcpt.status, rcpt.diagnostic, command)
-            rcpt = replace(rcpt, reason=reason.value, bounce_type=_type_of(reason, rcpt.action))
+            rcpt = replace(
+                rcpt, reason=reason.value, bounce_type=_type_of(reason, rcpt.action, rcpt.status)
+            )
         result.append(rcpt)
     return result
+
+
+# Mail systems whose reports give, per recipient, what the next server answered to RCPT TO
+# (their own header names them): a "user unknown" there was said of the address itself.
+_RCPT_REPORTERS = ("x-nai-header",)  # McAfee Email Gateway
+
+
+def _family_command(msg: Message) -> str | None:
+    return "RCPT" if any(_has_header(msg, name) for name in _RCPT_REPORTERS) else None
 
 
 # --- message structure -------------------------------------------------------------------
@@ -476,11 +511,16 @@ def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
     )
     if not address:
         return None
-    diagnostic = _strip_type(fields.get("diagnostic-code", ""))
+    raw_diagnostic = _decoded_words(fields.get("diagnostic-code", ""))
+    diagnostic = _strip_type(raw_diagnostic)
     status = _status(fields.get("status", "")) or _status(diagnostic or "")
     action = _action(fields.get("action", ""), status)
     code = _smtp_code(diagnostic or "")
-    bounce_type, reason = _classify(action, status, code, diagnostic or "")
+    kind = raw_diagnostic.split(";", 1)[0] if ";" in raw_diagnostic else None
+    bounce_type, reason = _classify(action, status, code, diagnostic or "", kind)
+    categorised = reason_from_category(fields.get("x-powermta-bouncecategory"))
+    if bounce_type is not None and categorised is not None:
+        bounce_type, reason = _type_of(categorised, action, status), categorised.value
     return BouncedRecipient(
         recipient=address,
         action=action,
@@ -494,6 +534,22 @@ def _dsn_recipient(fields: dict[str, str]) -> BouncedRecipient | None:
 
 
 # --- field values ------------------------------------------------------------------------
+
+
+def _decoded_words(value: str) -> str:
+    """A field value with its RFC 2047 encoded words and raw ISO-2022-JP runs (Japanese
+    servers write both into Diagnostic-Code) as text."""
+    if "=?" in value:
+        try:
+            value = str(make_header(decode_header(value)))
+        except Exception:  # undecodable encoded words: keep them as they came
+            return value
+    if "\x1b$" in value:
+        try:
+            return value.encode("ascii").decode("iso-2022-jp")
+        except (UnicodeError, LookupError):
+            return value
+    return value
 
 
 def _strip_type(value: str) -> str | None:
@@ -513,6 +569,20 @@ def _status(text: str) -> str | None:
     return ".".join(found.groups()) if found else None
 
 
+_FAILURE_STATUS = re.compile(r"(?<![\w.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
+_FAILURE_CODE = re.compile(r"(?<![\w.])([45]\d\d)(?=[ \t:-]|$)", re.M)
+
+
+def _failure_status(text: str) -> str | None:
+    found = _FAILURE_STATUS.search(text)
+    return ".".join(found.groups()) if found else None
+
+
+def _failure_code(text: str) -> int | None:
+    found = _FAILURE_CODE.search(text)
+    return int(found.group(1)) if found else None
+
+
 def _smtp_code(text: str) -> int | None:
     found = _SMTP_CODE.search(text)
     return int(found.group(1)) if found else None
@@ -527,22 +597,26 @@ def _action(value: str, status: str | None) -> str:
 
 
 def _classify(
-    action: str, status: str | None, smtp_code: int | None = None, text: str = ""
+    action: str,
+    status: str | None,
+    smtp_code: int | None = None,
+    text: str = "",
+    diagnostic_type: str | None = None,
 ) -> tuple[BounceType | None, str | None]:
     """Hard or soft and the reason: the reason decides, never the status class alone."""
     if action not in ("failed", "delayed"):
         return None, None
-    reason = classify_reason(smtp_code, status, text, refused_command(text))
+    reason = classify_reason(smtp_code, status, text, refused_command(text), diagnostic_type)
     if reason in (BounceReason.UNDETERMINED, BounceReason.DELIVERED) and (
         (status or str(smtp_code or ""))[:1] == "4" or action == "delayed"
     ):
         # A temporary failure the server gave up on: its queue expired.
         reason = BounceReason.EXPIRED
-    return _type_of(reason, action), reason.value
+    return _type_of(reason, action, status), reason.value
 
 
-def _type_of(reason: BounceReason, action: str) -> BounceType:
-    return "hard" if is_hard(reason, action) else "soft"
+def _type_of(reason: BounceReason, action: str, status: str | None = None) -> BounceType:
+    return "hard" if is_hard(reason, action, status) else "soft"
 
 
 def _clip(text: str | None) -> str | None:
@@ -563,9 +637,10 @@ def _first_group(pattern: re.Pattern[str] | None, text: str) -> str | None:
 def _plain_recipient(
     address: str, text: str, remote_mta: str | None = None, action: str = "failed"
 ) -> BouncedRecipient:
-    """A recipient read from human text: codes and classification come from that text."""
-    status = _status(text)
-    code = _smtp_code(text)
+    """A recipient read from human text: codes and classification come from that text; a
+    session transcript quotes successes too ("250 2.1.5 Ok"), so a failure's codes win."""
+    status = _failure_status(text) or _status(text)
+    code = _failure_code(text) or _smtp_code(text)
     bounce_type, reason = _classify(action, status, code, text)
     return BouncedRecipient(
         recipient=address.strip("<>").lower(),
@@ -642,7 +717,9 @@ def _read_exim(text: str) -> list[BouncedRecipient]:
         if line.strip() and indent == 0:
             break  # the section ends at the first unindented paragraph
         if 0 < indent < 4 and address:
-            blocks.append((address.group(0), []))
+            # "pipe to |/usr/bin/x addr": a delivery to a program, which the reason needs.
+            piped = line.strip().lower().startswith("pipe to")
+            blocks.append((address.group(0), [line.strip()] if piped else []))
         elif indent >= 4 and blocks:
             blocks[-1][1].append(line.strip())
     return [
@@ -750,7 +827,9 @@ _PLAIN_FORMATS = (
     ),
     _PlainFormat(
         "exim",
-        re.compile(r"This message was created automatically by mail delivery software"),
+        re.compile(
+            r"This message was created automatically by (?:mail delivery software|the SMTP relay)"
+        ),
         _read_exim,
         re.compile(r"on the queue on ([\w.-]+?)\.?\s"),
     ),
@@ -782,12 +861,13 @@ def _read_ses_notification(msg: Message) -> list[BouncedRecipient] | None:
     if msg.is_multipart():
         return None
     text = _body_text(msg).strip()
-    if not text.startswith("{") or '"notificationType"' not in text[:2000]:
+    if not text.startswith("{") or "notificationType" not in text[:4000]:
         return None
     try:  # lines folded inside the JSON by the mail systems on the way
         document, _ = json.JSONDecoder().raw_decode(text.replace("\r", "").replace("\n", ""))
     except ValueError:
         return None
+    document = _sns_message(document)
     if not isinstance(document, dict) or document.get("notificationType") != "Bounce":
         return []
     bounce = document.get("bounce")
@@ -809,6 +889,18 @@ def _read_ses_notification(msg: Message) -> list[BouncedRecipient] | None:
                 )
             )
     return result
+
+
+def _sns_message(document: object) -> object:
+    """The SES notification an SNS e-mail subscription wraps, as a JSON string in its
+    "Message"; the document itself when it is no such wrapper."""
+    if not isinstance(document, dict) or document.get("Type") != "Notification":
+        return document
+    inner = document.get("Message")
+    try:
+        return json.loads(inner) if isinstance(inner, str) else document
+    except ValueError:
+        return document
 
 
 # --- any other text ----------------------------------------------------------------------
@@ -926,6 +1018,12 @@ def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipien
         segment = text[start:end] if end > start else text[start:]
         if not _has_failure_words(segment):
             segment = text
+        elif reason_from_text(segment) is None and _failure_status(segment) is None:
+            # Neither words nor a status after the address: they may come before it
+            # ("Mailbox is full: <a@b>", an error above the message details): its whole line,
+            # or the whole text for the only recipient.
+            line_start = text.rfind("\n", 0, start) + 1
+            segment = text if len(starts) == 1 else text[line_start:end]
         rcpt = _plain_recipient(address, _diagnostic_lines(segment), None, _action_of(text))
         if address.endswith("@googlegroups.com") and rcpt.bounce_type is not None:
             # A Google group that refused the post: the sender may not post, the group exists.
@@ -935,7 +1033,7 @@ def _read_generic(msg: Message, senders: frozenset[str]) -> list[BouncedRecipien
 
 
 _FAILURE_WORDS = re.compile(
-    r"\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b|fail|error|unknown|not |unable|could ?n.t|"
+    r"\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b|fail|error|unknown|not |unable|could ?n.t|doesn.t|"
     r"can.t|denied|refused|rejected|invalid|exceeded|full|expired|timed? ?out",
     re.I,
 )

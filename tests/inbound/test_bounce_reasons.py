@@ -14,6 +14,7 @@ from mailproxy_models.bounce_reasons import (
     Suppression,
     classify_reason,
     is_hard,
+    reason_from_category,
     reasons_markdown,
     refused_command,
 )
@@ -50,7 +51,10 @@ R = BounceReason
         (550, "5.1.1", "550 5.1.1 Mailbox is full, over quota", R.MAILBOX_FULL),
         (554, "5.7.1", "554 5.7.1 Message rejected as spam", R.SPAM_DETECTED),
         (554, "5.7.1", "554 5.7.1 <a@example.org>: Relay access denied", R.RELAYING_DENIED),
-        (550, None, "550 Unknown user a@example.net", R.USER_UNKNOWN),
+        # Neither a status nor the refused command says the address is dead: lean soft.
+        (550, None, "550 Unknown user a@example.net", R.FILTERED),
+        # ... unless the words are a directory's answer.
+        (None, None, "The recipient name is not recognized", R.USER_UNKNOWN),
         (550, None, "Unrouteable address", R.HOST_UNKNOWN),
         (
             None,
@@ -76,6 +80,75 @@ R = BounceReason
         (550, None, "550 5.7.1 Access denied. IP name lookup failed [192.0.2.1]", R.REQUIRE_PTR),
         (None, None, "", R.UNDETERMINED),
         (250, "2.1.5", "250 2.1.5 Ok", R.DELIVERED),
+        # A number that only looks like a 2xx reply is no delivery.
+        (222, None, "Error: see below. Size (in bytes): 222", R.UNDETERMINED),
+        (255, "5.0.0", "255", R.UNDETERMINED),
+        # Providers' documented refusal codes decide over status and words.
+        (
+            550,
+            "5.5.0",
+            "550 5.5.0 Destinataire invalide. Invalid recipient. LPN007_416",
+            R.USER_UNKNOWN,
+        ),
+        (550, "5.2.0", "550 5.2.0 Mail rejete. Mail rejected. OFR_506 [506]", R.SPAM_DETECTED),
+        (550, "5.2.0", "reason: 550 5.2.0 Mail rejected. ofr_506 [506]", R.SPAM_DETECTED),
+        (550, "5.7.1", "550 5.7.1 <a@example.jp>... Access denied", R.SECURITY_ERROR),
+        (451, "4.0.0", "451 Could not load DRD for domain (example.com)", R.SYSTEM_ERROR),
+        (
+            550,
+            None,
+            "550-Please turn on SMTP Authentication in your mail client. 550-mx.example.com "
+            "[192.0.2.1]:2525 is not permitted to 550 relay through this server without "
+            "authentication.",
+            R.SECURITY_ERROR,
+        ),
+        (550, "5.1.0", "550 5.1.0 <b@example.com> sender rejected. AUP#CXBL", R.BLOCKED),
+        (550, "5.1.0", "550 5.1.0 sender rejected. AUP#In-1310", R.TOO_MANY_CONNECTIONS),
+        # Phrases that name their reason before a broader word of another one does.
+        (553, "5.1.3", "553 http://www.spamhaus.org/query/bl?ip=192.0.2.9", R.BLOCKED),
+        (
+            550,
+            "5.1.1",
+            "550 5.1.1 <a@b.example> - 192.0.2.9 has sent to too many recipients this hour",
+            R.RATE_LIMITED,
+        ),
+        (550, "5.1.1", "550 5.1.1 RCP-P2 Refused due to recipient preferences", R.FILTERED),
+        (None, None, "malformed address: <a@b.example> may not follow c@d.example", R.SYNTAX_ERROR),
+        (
+            None,
+            "5.4.4",
+            "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)",
+            R.NOT_ACCEPTING_MAIL,
+        ),
+        (None, None, "an MX or SRV record indicated no SMTP service", R.NOT_ACCEPTING_MAIL),
+        (None, None, "Your message was not delivered within 3 days and 0 hours.", R.EXPIRED),
+        (
+            None,
+            None,
+            "I'm not going to try again; this message has been in the queue too long.",
+            R.EXPIRED,
+        ),
+        (550, "5.1.1", 'procmail: Couldn\'t create "/var/mail/a" No such user', R.MAILER_ERROR),
+        (
+            None,
+            None,
+            "Sorry, you are sending to/from an address that has been blacklisted",
+            R.SENDER_REJECTED,
+        ),
+        (
+            None,
+            "5.0.0",
+            "Your email to group g@example.com was rejected due to spam classification. "
+            "Set up SPF and DKIM.",
+            R.SPAM_DETECTED,
+        ),
+        # A multi-line reply repeats its code inside the phrase.
+        (
+            550,
+            "5.7.1",
+            "550-5.7.1 Messages with multiple 550 5.7.1 addresses in From: header are not accepted",
+            R.NOT_COMPLIANT_RFC,
+        ),
     ],
 )
 def test_reason_of_a_failure(code, status, text, reason):
@@ -106,10 +179,61 @@ def test_user_unknown_after_data_is_a_filter_and_at_mail_a_refused_sender():
         (">>> DATA\n<<< 550 Unknown user", "DATA"),
         ("-------SMTP command DATA", "DATA"),
         ("550 5.1.1 user unknown", None),
+        ("550 5.2.1 <a@example.jp>... User Unknown [RCPT_TO]", "RCPT"),
+        ("192.0.2.25 does not like recipient.\nRemote host said: 550 5.2.1 User Unknown", "RCPT"),
+        ("SMTP error from remote mail server after EHLO relay.example.net: 550 Rejected", "HELO"),
+        ("SMTP error from remote mail server after initial connection: 554 go away", "CONNECT"),
     ],
 )
 def test_the_refused_command_is_read_from_the_text(text, command):
     assert refused_command(text) == command
+
+
+def test_a_refusal_before_any_address_blocks_the_sending_host():
+    assert classify_reason(550, None, "550 Rejected", "HELO") is R.BLOCKED
+    assert classify_reason(554, None, "554 go away", "CONNECT") is R.BLOCKED
+    # The words still decide when they name a reason.
+    assert classify_reason(554, "5.7.1", "554 5.7.1 Missing reverse DNS", "CONNECT") is (
+        R.REQUIRE_PTR
+    )
+
+
+def test_a_local_delivery_program_failing_is_a_mailer_error_unless_the_disk_is_full():
+    assert classify_reason(None, "4.5.0", "71", None, "X-Unix") is R.MAILER_ERROR
+    assert classify_reason(None, "5.1.1", "procmail: No such user", None, "x-unix") is (
+        R.MAILER_ERROR
+    )
+    assert classify_reason(None, "4.3.0", "Maildir: Disk quota exceeded", None, "x-unix") is (
+        R.MAILBOX_FULL
+    )
+
+
+def test_a_user_unknown_nobody_tied_to_the_address_leans_soft():
+    # No status, no stage: a filter may answer with the same words.
+    assert classify_reason(550, None, "550 <a@example.net>: User unknown") is R.FILTERED
+    assert classify_reason(550, None, "550 <a@example.net>: User unknown", "RCPT") is (
+        R.USER_UNKNOWN
+    )
+    # A directory's answer names the address dead, even under 5.0.0 and after DATA.
+    text = "554 delivery error: dd This user doesn't have a example.com account"
+    assert classify_reason(554, "5.0.0", text, "DATA") is R.USER_UNKNOWN
+    assert classify_reason(None, "5.0.0", "Taro は Domino ディレクトリには見つかりません。") is (
+        R.USER_UNKNOWN
+    )
+
+
+def test_a_temporary_status_is_never_hard_except_a_bad_mailbox_given_up():
+    assert not is_hard(R.NOT_ACCEPTING_MAIL, "failed", "4.0.0")
+    assert not is_hard(R.HOST_UNKNOWN, "failed", "4.4.0")
+    assert is_hard(R.USER_UNKNOWN, "failed", "4.1.1")
+    assert is_hard(R.NOT_ACCEPTING_MAIL, "failed", "5.1.10")
+
+
+def test_a_reporting_mtas_own_category_names_the_reason():
+    assert reason_from_category("bad-mailbox") is R.USER_UNKNOWN
+    assert reason_from_category(" Quota-Issues ") is R.MAILBOX_FULL
+    assert reason_from_category("something-else") is None
+    assert reason_from_category(None) is None
 
 
 def test_only_a_dead_address_is_hard_and_only_when_the_server_gave_up():

@@ -54,7 +54,9 @@ def _assert_well_typed_recipient(recipient: BouncedRecipient) -> None:
         assert recipient.bounce_type in ("hard", "soft")
         assert recipient.reason in {reason.value for reason in BounceReason}
         assert recipient.bounce_type == (
-            "hard" if is_hard(BounceReason(recipient.reason), recipient.action) else "soft"
+            "hard"
+            if is_hard(BounceReason(recipient.reason), recipient.action, recipient.status)
+            else "soft"
         )
     else:
         assert recipient.bounce_type is None and recipient.reason is None
