@@ -159,7 +159,11 @@ class RateLimitsSchema(StrictSchema):
     per_day = Int(1, 10**9, allow_none=True)
 
 
-STORAGE_URL_PATTERN = r"^(local|(s3|gs|azure)://[A-Za-z0-9._-]{1,255}(/[^\u0000\s]{0,1024})?)$"
+# The path holds no space or control character (an explicit class, not \s, which Python and
+# the document's readers would each read differently).
+STORAGE_URL_PATTERN = (
+    r"^(local|(s3|gs|azure)://[A-Za-z0-9._-]{1,255}(/[^\u0000-\u0020\u007f]{0,1024})?)$"
+)
 
 
 def _option(description: str) -> fields.String:

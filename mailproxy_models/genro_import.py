@@ -220,6 +220,9 @@ def _import_tenant(
         large_file_config = _json(row.get("large_file_config"))
         if large_file_config:
             data["large_file_config"] = large_file_config
+        # A column genro left empty takes mailproxy's default (null is refused where a
+        # field has one, e.g. the sync path).
+        data = {key: value for key, value in data.items() if value is not None}
         create_tenant(session, box, data)
         _import_suspensions(session, row)
         summary.tenants += 1

@@ -4,7 +4,7 @@ refused, 405 with Allow, authentication required where documented), with the adm
 and with a tenant token, against the API served over loopback on PostgreSQL with a Redis
 broker. The document is read from the running server, so the run covers whatever it holds.
 
-MAILPROXY_FUZZ_MAX_EXAMPLES sets the examples per operation and phase (default 100); the two
+MAILPROXY_FUZZ_MAX_EXAMPLES sets the examples per operation and phase (default 120); the two
 runs together must generate at least MAILPROXY_FUZZ_MIN_CASES cases (default 10,000).
 """
 
@@ -27,7 +27,7 @@ from tests.support.servers import fresh_postgres_database
 from tests.support.stack import ADMIN_TOKEN, REPO, Stack, make_messages
 
 HERE = Path(__file__).resolve().parent
-MAX_EXAMPLES = int(os.environ.get("MAILPROXY_FUZZ_MAX_EXAMPLES", "100"))
+MAX_EXAMPLES = int(os.environ.get("MAILPROXY_FUZZ_MAX_EXAMPLES", "120"))
 MIN_CASES = int(os.environ.get("MAILPROXY_FUZZ_MIN_CASES", "10000"))
 
 

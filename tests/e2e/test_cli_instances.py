@@ -188,9 +188,10 @@ def test_suppressed_addresses_are_listed_refused_and_removed(local):
     )
     assert added.code == 0 and "1 added" in added.stdout
     listed = local.run("suppressions", "list", "--tenant", "acme", "--json").json()
-    assert [(s["address"], s["source"], s["reason"]) for s in listed] == [
-        ("gone@example.org", "manual", "left")
-    ]
+    # Recipients refused for good earlier in this module (5.1.1) are listed by their bounce.
+    assert [
+        (s["address"], s["source"], s["reason"]) for s in listed if s["source"] != "bounce"
+    ] == [("gone@example.org", "manual", "left")]
     gone = _eml(local.files / "gone.eml", "gone@example.org", "Gone")
     refused = local.run("send", str(gone), "--tenant", "acme", "--id", "gone-1")
     assert refused.code == 1 and "suppression list" in refused.stdout + refused.stderr
