@@ -164,10 +164,10 @@ def test_one_tenants_backlog_does_not_delay_another_tenants_reports(
         wait_until(lambda: len(big.received) >= 2000, timeout=180)
         drained = time.time() - back
         assert backlog_left > 0, "the small tenant waited for the whole backlog"
-        # Its backoff step, then its turn: well before the backlog is drained. (How long the
-        # backlog takes depends on the machine; that the small tenant got its report while
-        # the backlog still had entries left is what shows fairness.)
-        assert waited < 4 and waited < drained, (waited, drained)
+        # Its backoff step, then its turn: before the backlog is drained. How long either
+        # takes depends on the machine's load, so no absolute bound: that the small tenant
+        # got its report while the backlog still had entries left is what shows fairness.
+        assert waited < drained, (waited, drained)
     finally:
         stack.stop()
         big.stop()
