@@ -86,7 +86,9 @@ def test_same_worker_delivers_after_broker_restart(tmp_path, sqlite_url, broker,
         wait_until(lambda: worker.poll() is not None or delivered_after(), timeout=60)
         assert worker.poll() is None, f"the worker exited:\n{log.read_text()[-4000:]}"
         assert delivered_after()
-        # The task in flight at the restart went on and delivered its batch, once each.
+        # The task in flight at the restart went on and delivered its batch, once each (the
+        # other thread may have delivered AFTER while that batch was still going).
+        wait_until(lambda: len(slow_sink.messages) >= IN_FLIGHT + 1, timeout=60)
         received = mailproxy_ids(slow_sink.messages)
         assert received == {f"BEFORE-{i:05d}": 1 for i in range(IN_FLIGHT)} | {after_id: 1}
         # Still the process that was started before the restart (no one restarted it).
