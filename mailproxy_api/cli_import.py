@@ -106,3 +106,9 @@ def _print_summary(summary: genro_import.ImportSummary, database: Path, dry_run:
         console.print(f"tenant {tenant_id}: new API key {shown}", highlight=False)
     for tenant_id, message_id, why in summary.messages_refused:
         console.print(f"message {tenant_id}/{message_id} not imported: {why}", highlight=False)
+    for account in summary.insecure_auth:
+        console.print(
+            f"account {account}: logs in without TLS as it did before "
+            "(allow_insecure_auth: true); turn TLS on when its server offers it",
+            highlight=False,
+        )

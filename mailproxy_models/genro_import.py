@@ -147,6 +147,9 @@ class ImportSummary:
     new_keys: dict[str, str] = field(default_factory=dict)
     # (tenant id, message id, why) of messages that could not come over.
     messages_refused: list[tuple[str, str, str]] = field(default_factory=list)
+    # tenant/account of accounts that log in without TLS, as they did in genro
+    # (imported with allow_insecure_auth: true).
+    insecure_auth: list[str] = field(default_factory=list)
 
     def skipped(self, kind: str, count: int = 1) -> None:
         self.already_here[kind] = self.already_here.get(kind, 0) + count
@@ -311,6 +314,11 @@ def _import_account(
             imap_tls=True if imap_port == 993 else None,
             imap_folder=row.get("imap_folder") or "INBOX",
         )
+    if data["use_tls"] is False and data["user"]:
+        # genro sent these credentials over plain SMTP; mailproxy refuses that unless the
+        # account says so. Kept as it ran, and listed so the operator can turn TLS on.
+        data["allow_insecure_auth"] = True
+        summary.insecure_auth.append(f"{row['tenant_id']}/{row['id']}")
     upsert_account(session, box, data)
     summary.accounts += 1
 
