@@ -14,7 +14,7 @@ from marshmallow import fields, validate
 from mailproxy_models.download_links import check_link, link_secret, stored_path
 
 from ..request_json import Blueprint
-from ..schemas import MAX_UNIX_SECONDS, QueryInt, StrictSchema
+from ..schemas import MAX_UNIX_SECONDS, TEXT_PATTERN, Pattern, QueryInt, StrictSchema
 
 blp = Blueprint("downloads", __name__, description="Downloads of offloaded attachments")
 
@@ -23,7 +23,8 @@ class DownloadQuerySchema(StrictSchema):
     expires = QueryInt(0, MAX_UNIX_SECONDS, required=True, metadata={"description": "Unix seconds"})
     signature = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=128),
+        # No NUL, like every text the API takes (refused with a 400 before any view).
+        validate=[validate.Length(min=1, max=128), Pattern(TEXT_PATTERN)],
         metadata={"description": "HMAC-SHA256, hex"},
     )
 
