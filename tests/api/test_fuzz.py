@@ -93,6 +93,7 @@ def _schemathesis(base_url: str, token: str, report: Path) -> tuple[int, str]:
     return int(generated.group(1)), output
 
 
+@pytest.mark.timeout(1500)  # two schemathesis runs of over 5,000 cases each
 def test_schemathesis_finds_nothing_with_either_token(served, tmp_path):
     base_url, tenant_key = served
     # The tenant first: the admin run may delete the tenant along the way.
