@@ -148,24 +148,8 @@ class Load:
 class Redis(RedisProcess):
     """A Redis server of the soak's own that dies with the soak, however the soak ends."""
 
-    def start(self) -> Redis:
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent(os.getpid()),
-        )
-        wait_port(self.port, proc=self.proc)
+    def start(self, preexec_fn: Any = None) -> Redis:
+        super().start(preexec_fn or die_with_parent(os.getpid()))
         return self
 
 

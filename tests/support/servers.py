@@ -17,8 +17,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -134,7 +135,8 @@ class RedisProcess:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> RedisProcess:
+    def start(self, preexec_fn: Callable[[], Any] | None = None) -> RedisProcess:
+        """Start the server; ``preexec_fn`` runs in the child before it executes."""
         self.proc = subprocess.Popen(
             [
                 self.binary,
@@ -149,6 +151,7 @@ class RedisProcess:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=preexec_fn,
         )
         wait_port(self.port, proc=self.proc)
         return self
